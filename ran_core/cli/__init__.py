@@ -1,0 +1,53 @@
+"""The ``ran-core`` command line: ``train``, ``eval``, ``predict`` and ``bench``.
+
+Each subcommand lives in its own module exposing ``add_parser(subparsers)`` and ``run(args) -> int``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+SUBCOMMANDS = {
+    "train": "Train RAN or the baseline on a dataset.",
+    "eval": "Evaluate a model (and the occlusion/pose subsets); write metrics.json and confusion matrices.",
+    "predict": "Detect faces in images or videos and classify their expressions.",
+    "bench": "Measure latency and throughput on this machine.",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from ran_core import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="ran-core",
+        description="Pose- and occlusion-robust facial expression recognition with Region Attention Networks.",
+    )
+    parser.add_argument("--version", action="version", version=f"ran-core {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, help_text in SUBCOMMANDS.items():
+        module = importlib.import_module(f"ran_core.cli.{name}")
+        p = module.add_parser(sub, name, help_text)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s: %(message)s")
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args._run(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

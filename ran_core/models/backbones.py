@@ -1,0 +1,227 @@
+"""Feature extractors shared by RAN and the baseline: torchvision ResNets/VGG and a compact CPU-friendly CNN.
+
+Every backbone maps ``(N, C, H, W)`` images to ``(N, D)`` pooled features and exposes ``num_features = D``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+from torchvision import models as tvm
+
+logger = logging.getLogger(__name__)
+
+
+class TorchvisionResNet(nn.Module):
+    """A torchvision ResNet without its classifier."""
+
+    def __init__(self, depth: int, in_chans: int = 3) -> None:
+        super().__init__()
+        builder = {18: tvm.resnet18, 34: tvm.resnet34, 50: tvm.resnet50}[depth]
+        net = builder(weights=None)
+        if in_chans != 3:
+            net.conv1 = nn.Conv2d(in_chans, 64, kernel_size=7, stride=2, padding=3, bias=False)
+        net.fc = nn.Identity()
+        self.net = net
+        self.num_features = 2048 if depth == 50 else 512
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class TorchvisionVGG16(nn.Module):
+    """torchvision VGG-16 (with batch norm, which trains from scratch) convolutional part, globally average pooled."""
+
+    def __init__(self, in_chans: int = 3) -> None:
+        super().__init__()
+        net = tvm.vgg16_bn(weights=None)
+        if in_chans != 3:
+            net.features[0] = nn.Conv2d(in_chans, 64, kernel_size=3, padding=1)
+        self.features = net.features
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.num_features = 512
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(self.features(x)).flatten(1)
+
+
+def _conv_bn(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class _Block(nn.Module):
+    """A ResNet basic block."""
+
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = _conv_bn(cin, cout, stride)
+        self.conv2 = nn.Sequential(nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout))
+        self.short = (
+            nn.Identity()
+            if stride == 1 and cin == cout
+            else nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+        )
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.conv2(self.conv1(x)) + self.short(x))
+
+
+class CompactResNet(nn.Module):
+    """A small ResNet for 40-112 px faces, sized so RAN trains on a 2-core CPU.
+
+    A 3x3 stride-1 stem keeps the fine detail of 48 px FER images (a 7x7 stride-2 stem plus max-pool, as in ImageNet
+    ResNets, would leave 12x12 maps after two layers), then three stride-2 stages double the width.
+    """
+
+    def __init__(self, in_chans: int = 1, widths: tuple[int, ...] = (16, 32, 64, 128), drop_rate: float = 0.0):
+        super().__init__()
+        self.stem = _conv_bn(in_chans, widths[0], stride=1)
+        stages = []
+        cin = widths[0]
+        for cout in widths[1:]:
+            stages.append(_Block(cin, cout, stride=2))
+            cin = cout
+        self.stages = nn.Sequential(*stages)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.num_features = cin
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        for block in self.stages:
+            nn.init.zeros_(block.conv2[1].weight)  # start each residual branch at zero: trains faster from scratch
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(self.stages(self.stem(x))).flatten(1)
+
+
+@dataclass
+class BackboneInfo:
+    builder: Callable[[int], nn.Module]
+    description: str
+    default_input_size: int
+    default_color: str = "rgb"
+    extra: dict = field(default_factory=dict)
+
+
+BACKBONES: dict[str, BackboneInfo] = {
+    "resnet18": BackboneInfo(
+        lambda c: TorchvisionResNet(18, c), "torchvision ResNet-18 (the paper's main backbone)", 224
+    ),
+    "resnet34": BackboneInfo(lambda c: TorchvisionResNet(34, c), "torchvision ResNet-34", 224),
+    "resnet50": BackboneInfo(lambda c: TorchvisionResNet(50, c), "torchvision ResNet-50", 224),
+    "vgg16": BackboneInfo(lambda c: TorchvisionVGG16(c), "torchvision VGG-16 with batch norm", 224),
+    "compact": BackboneInfo(
+        lambda c: CompactResNet(c), "compact 4-stage ResNet for 40-112 px faces, CPU-trainable", 48, "gray"
+    ),
+}
+
+
+def list_backbones() -> list[str]:
+    return sorted(BACKBONES)
+
+
+def build_backbone(name: str, in_chans: int = 3) -> nn.Module:
+    """Build a randomly initialised backbone by name."""
+    if name not in BACKBONES:
+        raise ValueError(f"unknown backbone {name!r}; available: {', '.join(list_backbones())}")
+    return BACKBONES[name].builder(in_chans)
+
+
+# Prefixes found in third-party checkpoints (DataParallel, Lightning, the RAN authors' MS-Celeb ResNet ...).
+_PREFIXES = ("module.", "model.", "backbone.", "encoder.", "base.", "features_extractor.")
+
+
+@dataclass
+class PretrainedReport:
+    loaded: list[str]
+    missing: list[str]
+    unexpected: list[str]
+    mismatched: list[str]
+
+    def summary(self) -> str:
+        return (
+            f"loaded {len(self.loaded)} tensors; {len(self.missing)} missing, {len(self.unexpected)} unexpected, "
+            f"{len(self.mismatched)} with a different shape"
+        )
+
+
+def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # the weights_only unpickler refuses anything but tensors and plain containers
+        raise ValueError(
+            f"{path} cannot be read as plain tensors ({exc.__class__.__name__}). "
+            "Only state dicts saved with torch.save(model.state_dict()) or .safetensors files are accepted; "
+            "files that need arbitrary code to unpickle are refused."
+        ) from None
+    if isinstance(obj, dict):
+        for key in ("state_dict", "model", "model_state_dict", "net"):
+            if key in obj and isinstance(obj[key], dict):
+                obj = obj[key]
+                break
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise ValueError(f"{path} does not hold a state dict of tensors")
+    return obj
+
+
+def load_pretrained_backbone(backbone: nn.Module, path: str | Path) -> PretrainedReport:
+    """Load a user's local checkpoint into ``backbone``, tolerating the usual key prefixes.
+
+    Classifier weights (``fc.*``, ``classifier.*``) are ignored. A 3-channel first convolution loaded into a
+    1-channel backbone is summed over its input channels (grayscale = R + G + B, up to normalisation).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"pretrained checkpoint not found: {path}")
+    src = _read_state_dict(path)
+    target = backbone.state_dict()
+    # The torchvision wrappers hold the network as ``net``; accept keys with or without it.
+    inner = "net." if any(k.startswith("net.") for k in target) else ""
+    remapped: dict[str, torch.Tensor] = {}
+    for key, value in src.items():
+        k = key
+        changed = True
+        while changed:
+            changed = False
+            for p in _PREFIXES:
+                if k.startswith(p):
+                    k, changed = k[len(p) :], True
+        if k.startswith(("fc.", "classifier.")):
+            continue
+        if inner and not k.startswith(inner):
+            k = inner + k
+        remapped[k] = value
+    loaded, mismatched = [], []
+    final: dict[str, torch.Tensor] = {}
+    for k, v in remapped.items():
+        if k not in target:
+            continue
+        t = target[k]
+        if v.shape != t.shape and v.ndim == 4 and t.ndim == 4 and v.shape[1] == 3 and t.shape[1] == 1:
+            v = v.sum(dim=1, keepdim=True)
+        if v.shape != t.shape:
+            mismatched.append(k)
+            continue
+        final[k] = v
+        loaded.append(k)
+    backbone.load_state_dict(final, strict=False)
+    report = PretrainedReport(
+        loaded=loaded,
+        missing=[k for k in target if k not in final and not k.endswith("num_batches_tracked")],
+        unexpected=[k for k in remapped if k not in target],
+        mismatched=mismatched,
+    )
+    if not loaded:
+        raise ValueError(f"{path}: no tensor matched the backbone ({report.summary()}); is it the right architecture?")
+    logger.info("pretrained %s: %s", path.name, report.summary())
+    return report
