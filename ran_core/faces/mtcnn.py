@@ -1,0 +1,61 @@
+"""facenet-pytorch's MTCNN: face boxes and 5 landmarks, with its weights inside the package (works offline).
+
+An optional extra: ``pip install --no-deps facenet-pytorch==2.6.0 requests`` (its own pins on torch and numpy are
+stale, hence ``--no-deps``; ``requests`` is needed only because its package ``__init__`` imports it).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import torch
+
+from ran_core.faces.detectors import DEFAULT_MAX_SIDE, Detection, DetectorUnavailable, DownscalingDetector
+
+INSTALL_HINT = "pip install --no-deps facenet-pytorch==2.6.0 requests"
+
+
+def check() -> str | None:
+    for module in ("facenet_pytorch", "requests"):
+        if importlib.util.find_spec(module) is None:
+            return f"{module} is not installed ({INSTALL_HINT})"
+    return None
+
+
+class MTCNNDetector(DownscalingDetector):
+    """MTCNN boxes and landmarks (left eye, right eye, nose, mouth left, mouth right: ran_core's order).
+
+    Args:
+        device: torch device.
+        max_side: longest side of the copy detection runs on.
+        min_score: drop faces below this probability.
+        min_face_size: smallest face side in pixels of the (downscaled) detection image.
+    """
+
+    name = "mtcnn"
+
+    def __init__(
+        self,
+        device: str = "cpu",
+        max_side: int | None = DEFAULT_MAX_SIDE,
+        min_score: float = 0.9,
+        min_face_size: int = 20,
+    ) -> None:
+        super().__init__(max_side, min_score)
+        try:
+            from facenet_pytorch import MTCNN
+        except ImportError as exc:
+            raise DetectorUnavailable(f"mtcnn needs facenet-pytorch ({INSTALL_HINT}): {exc}") from None
+        self.mtcnn = MTCNN(keep_all=True, device=torch.device(device), min_face_size=min_face_size)
+
+    def _detect(self, rgb: np.ndarray) -> list[Detection]:
+        with torch.inference_mode():
+            boxes, probs, points = self.mtcnn.detect(rgb, landmarks=True)
+        if boxes is None:
+            return []
+        return [Detection(b, p, lm) for b, p, lm in zip(boxes, probs, points)]
+
+
+def build(device: str = "cpu", max_side: int | None = DEFAULT_MAX_SIDE, **kwargs) -> MTCNNDetector:
+    return MTCNNDetector(device=device, max_side=max_side, **kwargs)

@@ -1,0 +1,79 @@
+"""A small IoU tracker: keeps a face's index stable across video frames."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``(N, 4)`` x ``(M, 4)`` XYXY boxes -> ``(N, M)`` intersection over union."""
+    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.clip(rb - lt, 0, None).prod(-1)
+    area_a = (a[:, 2:] - a[:, :2]).prod(-1)
+    area_b = (b[:, 2:] - b[:, :2]).prod(-1)
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
+@dataclass
+class Track:
+    """A face followed across frames: its id, last box, and frames since it was last matched."""
+
+    id: int
+    box: np.ndarray
+    missed: int = 0
+
+
+class IoUTracker:
+    """Greedy IoU matching of each frame's boxes to the previous tracks.
+
+    Faces move little between processed frames, so the pair with the highest overlap is matched first; a face that
+    disappears for up to ``max_missed`` processed frames (occluded, a missed detection) gets its id back when it
+    returns. New faces get the next unused id, starting at 0.
+
+    Args:
+        iou_threshold: minimum IoU to continue a track.
+        max_missed: processed frames a track survives without a match.
+    """
+
+    def __init__(self, iou_threshold: float = 0.3, max_missed: int = 15) -> None:
+        self.iou_threshold = iou_threshold
+        self.max_missed = max_missed
+        self.tracks: list[Track] = []
+        self._next_id = 0
+
+    def reset(self) -> None:
+        self.tracks.clear()
+        self._next_id = 0
+
+    def update(self, boxes: Sequence[Sequence[float]]) -> list[int]:
+        """Match this frame's boxes to tracks; returns one track id per box (in the order given)."""
+        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        ids: list[int | None] = [None] * len(boxes)
+        matched: set[int] = set()
+        if self.tracks and len(boxes):
+            iou = box_iou(np.stack([t.box for t in self.tracks]), boxes)
+            for ti, bi in zip(*np.unravel_index(np.argsort(-iou, axis=None), iou.shape)):
+                if iou[ti, bi] < self.iou_threshold:
+                    break
+                if ti in matched or ids[bi] is not None:
+                    continue
+                matched.add(ti)
+                ids[bi] = self.tracks[ti].id
+                self.tracks[ti].box, self.tracks[ti].missed = boxes[bi], 0
+        for ti, track in enumerate(self.tracks):
+            if ti not in matched:
+                track.missed += 1
+        self.tracks = [t for t in self.tracks if t.missed <= self.max_missed]
+        for bi, tid in enumerate(ids):
+            if tid is None:
+                ids[bi] = self._next_id
+                self.tracks.append(Track(self._next_id, boxes[bi]))
+                self._next_id += 1
+        return [int(i) for i in ids]
