@@ -219,8 +219,16 @@ def region_boxes_batch(
     sq = torch.stack([pts[..., 0] - half, pts[..., 1] - half, pts[..., 0] + half, pts[..., 1] + half], dim=-1)
     if canvas_size is not None:
         ch, cw = canvas_size
+        # Starts stop one pixel short of the far edge, so a landmark on or beyond it (faces cut by the frame) still
+        # gets a one-pixel box INSIDE the image instead of one hanging past it.
         sq = torch.stack(
-            [sq[..., 0].clamp(0, cw), sq[..., 1].clamp(0, ch), sq[..., 2].clamp(0, cw), sq[..., 3].clamp(0, ch)], -1
+            [
+                sq[..., 0].clamp(0, max(cw - 1, 0)),
+                sq[..., 1].clamp(0, max(ch - 1, 0)),
+                sq[..., 2].clamp(0, cw),
+                sq[..., 3].clamp(0, ch),
+            ],
+            -1,
         )
         # A landmark at the very edge would clip to an empty box; keep at least one pixel.
         sq[..., 2] = torch.maximum(sq[..., 2], sq[..., 0] + 1)
