@@ -147,8 +147,14 @@ def load_model(path_or_name: str | Path, device: str | torch.device = "cpu") -> 
         state = load_file(str(weights), device="cpu")
     except (SafetensorError, OSError, RuntimeError) as exc:
         raise ModelLoadError(f"{weights} is not a readable safetensors file ({exc})") from None
-    model = create_model(config)
-    result = model.load_state_dict(state, strict=False)
+    try:
+        model = create_model(config)  # an unknown backbone is only found here
+    except ValueError as exc:
+        raise ModelLoadError(f"{cfg or weights}: invalid ran_core model config ({exc})") from None
+    try:
+        result = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # same keys, other shapes (e.g. another class count); strict=False still raises
+        raise ModelLoadError(f"{weights} does not match its config ({config.name}): {exc}") from None
     if result.missing_keys or result.unexpected_keys:
         raise ModelLoadError(
             f"{weights} does not match its config ({config.name}): missing {result.missing_keys[:5]}, "
