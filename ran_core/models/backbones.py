@@ -39,10 +39,19 @@ class TorchvisionVGG16(nn.Module):
 
     def __init__(self, in_chans: int = 3) -> None:
         super().__init__()
-        net = tvm.vgg16_bn(weights=None)
+        # Only the convolutional part: tvm.vgg16_bn() would also build and initialise its 120M-parameter classifier
+        # (~2 s and ~0.5 GB per model) just to throw it away. Same layer names and initialisation as torchvision.
+        features = tvm.vgg.make_layers(tvm.vgg.cfgs["D"], batch_norm=True)
+        for m in features.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
         if in_chans != 3:
-            net.features[0] = nn.Conv2d(in_chans, 64, kernel_size=3, padding=1)
-        self.features = net.features
+            features[0] = nn.Conv2d(in_chans, 64, kernel_size=3, padding=1)
+        self.features = features
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.num_features = 512
 
@@ -179,6 +188,10 @@ def load_pretrained_backbone(backbone: nn.Module, path: str | Path) -> Pretraine
 
     Classifier weights (``fc.*``, ``classifier.*``) are ignored. A 3-channel first convolution loaded into a
     1-channel backbone is summed over its input channels (grayscale = R + G + B, up to normalisation).
+
+    Raises:
+        ValueError: the file is not a plain state dict, or no tensor fits, or some tensor has another shape (a
+            checkpoint of another architecture).
     """
     path = Path(path)
     if not path.is_file():
@@ -221,7 +234,13 @@ def load_pretrained_backbone(backbone: nn.Module, path: str | Path) -> Pretraine
         unexpected=[k for k in remapped if k not in target],
         mismatched=mismatched,
     )
-    if not loaded:
-        raise ValueError(f"{path}: no tensor matched the backbone ({report.summary()}); is it the right architecture?")
+    # A shape mismatch means another architecture (e.g. a ResNet-50 checkpoint for a ResNet-18, whose stems agree):
+    # loading the few tensors that happen to fit would leave a mostly random backbone that looks pretrained.
+    if not loaded or mismatched:
+        shown = f": {', '.join(mismatched[:3])}{' ...' if len(mismatched) > 3 else ''}" if mismatched else ""
+        raise ValueError(
+            f"{path}: the checkpoint does not fit the backbone ({report.summary()}{shown}); "
+            "is it the right architecture?"
+        )
     logger.info("pretrained %s: %s", path.name, report.summary())
     return report
