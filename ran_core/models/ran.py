@@ -50,10 +50,17 @@ class RegionAttentionNetwork(nn.Module):
         # Regions per backbone call: None runs all K regions of the batch in one call (B*K images); 1 is the official
         # code's per-region loop. Which is fastest depends on the device and sizes: see autotune_region_chunk().
         self.region_chunk: int | None = None
+        # Feed the backbone NHWC tensors: measured faster with oneDNN on CPU and with cuDNN on GPU.
+        self.channels_last = False
 
     @property
     def num_regions(self) -> int:
         return self.config.regions.num_regions
+
+    def _backbone(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.backbone(x)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, K, C, H, W)`` crops -> ``(B, K, D)`` region features."""
@@ -61,9 +68,9 @@ class RegionAttentionNetwork(nn.Module):
         b, k = x.shape[:2]
         chunk = self.region_chunk or k
         if chunk >= k:
-            return self.backbone(x.flatten(0, 1)).view(b, k, -1)
+            return self._backbone(x.flatten(0, 1)).view(b, k, -1)
         parts = [
-            self.backbone(x[:, i : i + chunk].flatten(0, 1)).view(b, -1, self.num_features) for i in range(0, k, chunk)
+            self._backbone(x[:, i : i + chunk].flatten(0, 1)).view(b, -1, self.num_features) for i in range(0, k, chunk)
         ]
         return torch.cat(parts, dim=1)
 
@@ -134,13 +141,17 @@ class BaselineNet(nn.Module):
         self.dropout = nn.Dropout(config.drop_rate)
         self.classifier = nn.Linear(self.num_features, config.num_classes)
         self.region_chunk: int | None = None
+        self.channels_last = False
 
     @property
     def num_regions(self) -> int:
         return 1
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.backbone(_as_regions(x)[:, 0])
+        x = _as_regions(x)[:, 0]
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.backbone(x)
 
     def forward_head(self, feats: torch.Tensor) -> ModelOutput:
         return ModelOutput(logits=self.classifier(self.dropout(feats)), features=feats)

@@ -1,0 +1,67 @@
+"""Pictures of results: confusion matrices and training curves (matplotlib, no display needed)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def plot_confusion(
+    confusion: np.ndarray, class_names: Sequence[str], path: str | Path, title: str = "", normalize: bool = False
+) -> Path:
+    """Save a confusion-matrix heatmap (rows = true, columns = predicted); ``normalize`` shows row percentages."""
+    cm = np.asarray(confusion, dtype=np.float64)
+    if normalize:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cm = 100.0 * cm / cm.sum(axis=1, keepdims=True)
+        cm = np.nan_to_num(cm)
+    n = len(class_names)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.8 * n, 0.8 + 0.7 * n), dpi=110)
+    im = ax.imshow(cm, cmap="viridis", vmin=0, vmax=100 if normalize else max(1.0, cm.max()))
+    ax.set_xticks(range(n), class_names, rotation=45, ha="right")
+    ax.set_yticks(range(n), class_names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    thresh = (100 if normalize else cm.max()) * 0.6
+    for i in range(n):
+        for j in range(n):
+            text = f"{cm[i, j]:.0f}" if not normalize else f"{cm[i, j]:.1f}"
+            ax.text(j, i, text, ha="center", va="center", fontsize=8, color="black" if cm[i, j] > thresh else "white")
+    ax.set_title(title + (" (row %)" if normalize else " (counts)"))
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def plot_curves(rows: list[dict], path: str | Path, title: str = "") -> Path:
+    """Save loss and accuracy per epoch from the rows of a training ``metrics.csv``."""
+    epochs = [int(r["epoch"]) for r in rows]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8), dpi=110)
+    ax1.plot(epochs, [float(r["train_loss"]) for r in rows], label="train loss")
+    if rows and rows[0].get("val_loss") not in (None, ""):
+        ax1.plot(epochs, [float(r["val_loss"]) for r in rows], label="valid loss")
+    ax1.set_xlabel("epoch")
+    ax1.set_ylabel("loss")
+    ax1.legend()
+    ax2.plot(epochs, [float(r["train_acc"]) for r in rows], label="train accuracy")
+    ax2.plot(epochs, [float(r["val_acc"]) for r in rows], label="valid accuracy")
+    ax2.set_xlabel("epoch")
+    ax2.set_ylabel("accuracy (%)")
+    ax2.legend()
+    for ax in (ax1, ax2):
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -1,0 +1,617 @@
+"""The training loop: one epoch loop, checkpoints that resume exactly, validation, the best model saved for use.
+
+Layout of a run directory::
+
+    RUN_DIR/config.yaml            # the resolved TrainConfig (flags over --config file over defaults)
+    RUN_DIR/metrics.csv            # one row per epoch
+    RUN_DIR/curves.png             # loss and accuracy per epoch
+    RUN_DIR/checkpoints/last.pt    # training state (torch.load(weights_only=True)), written atomically
+    RUN_DIR/best/                  # the best model on the validation split, as a saved model (safetensors + JSON)
+    RUN_DIR/summary.json           # best epoch and its validation metrics
+
+Runs under ``torchrun`` use PyTorch DistributedDataParallel: each rank trains on its shard of every epoch
+(DistributedSampler), metrics are summed across ranks, and only rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import os
+import signal
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import yaml
+from torch import nn
+from torch.utils.data import DistributedSampler
+from tqdm.auto import tqdm
+
+from ran_core.config import ModelConfig
+from ran_core.data.pipeline import AugmentConfig, CachedFaces, FaceDataset, RegionBatcher, cache_faces, iterate_batches
+from ran_core.engine.evaluate import predict_split
+from ran_core.engine.metrics import SetMetrics, confusion_matrix
+from ran_core.losses import RANCriterion
+from ran_core.models import create_model
+from ran_core.regions import AFFECTNET_FIXED_REGIONS, DEFAULT_FIXED_REGIONS, RegionConfig
+from ran_core.saved_model import save_model
+
+logger = logging.getLogger(__name__)
+
+RECIPES = ("official", "modern")
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is left as it was."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs. Written to ``RUN_DIR/config.yaml``; ``--config`` files use these keys.
+
+    Attributes:
+        dataset: ``ferplus``, ``rafdb``, ``affectnet``, ``sfew`` or ``folder``.
+        data_root: the dataset's root folder.
+        out: run directory.
+        model: ``ran`` or ``baseline``.
+        backbone: a backbone name (``compact``, ``resnet18``, ``resnet34``, ``resnet50``, ``vgg16``).
+        regions: region scheme for RAN: ``fixed``, ``random`` or ``landmark``.
+        region_names: fixed regions to use (default: the paper's 6 for FERPlus, all 8 for AffectNet).
+        num_random: number of regions of the random scheme.
+        landmark_ratio: side of the landmark squares, fraction of the face.
+        input_size: crop side fed to the backbone (default: the backbone's).
+        color_mode: ``gray`` or ``rgb`` (default: the backbone's).
+        attention_norm: ``softmax`` (official code) or ``none`` (the paper's equations).
+        drop_rate: dropout before the attention and classifier layers.
+        label_mode: FERPlus training targets: ``majority`` or ``probability`` (soft). Validation is always majority.
+        num_classes: AffectNet setting, 7 or 8.
+        epochs: number of epochs.
+        batch_size: faces per step (per process under torchrun).
+        lr: peak learning rate (default 0.01 for ``official``, 0.002 for ``modern``).
+        recipe: ``official`` = SGD momentum 0.9, weight decay 1e-4, lr x0.1 at 30/50/80% of the epochs, flips and small
+            shifts; ``modern`` = AdamW (weight decay 0.05) with 1 warm-up epoch then cosine decay, label smoothing 0.1,
+            flips, rotations, zoom, shifts, brightness/contrast and random erasing.
+        weight_decay: default 1e-4 (official) or 0.05 (modern).
+        label_smoothing: default 0 (official) or 0.1 (modern).
+        lambda_rb: weight of the region-biased loss.
+        rb_margin: margin of the region-biased loss.
+        device: ``auto``, ``cpu`` or ``cuda``.
+        amp: mixed precision: ``auto`` (bf16 on CPUs and GPUs that support it, else fp16 on GPU), ``off``, ``bf16``,
+            ``fp16``.
+        channels_last: NHWC tensors (``None``: on, measured faster on CPU and GPU).
+        workers: DataLoader worker processes (``None``: 4 on CUDA, 2 on CPU) when images are not cached.
+        cache: ``auto`` (decode into memory when it needs under 4 GB), ``memory`` or ``none``.
+        max_samples: cap per split, for smoke runs.
+        balanced: class-balanced sampling (the official AffectNet training used it).
+        seed: seed for initialisation, shuffling and augmentation.
+        pretrained: local backbone checkpoint to start from.
+        train_split: split name to train on.
+        val_split: split name to select the best model on.
+        eval_batch_size: faces per step at validation.
+    """
+
+    dataset: str = "ferplus"
+    data_root: str = ""
+    out: str = "runs/ran"
+    model: str = "ran"
+    backbone: str = "compact"
+    regions: str = "fixed"
+    region_names: list[str] | None = None
+    num_random: int = 6
+    landmark_ratio: float = 0.4
+    input_size: int | None = None
+    color_mode: str | None = None
+    attention_norm: str = "softmax"
+    drop_rate: float = 0.5
+    label_mode: str = "majority"
+    num_classes: int | None = None
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float | None = None
+    recipe: str = "official"
+    weight_decay: float | None = None
+    label_smoothing: float | None = None
+    lambda_rb: float = 1.0
+    rb_margin: float = 0.02
+    device: str = "auto"
+    amp: str = "auto"
+    channels_last: bool | None = None
+    workers: int | None = None
+    cache: str = "auto"
+    max_samples: int | None = None
+    balanced: bool = False
+    seed: int = 0
+    pretrained: str | None = None
+    train_split: str = "train"
+    val_split: str = "valid"
+    eval_batch_size: int = 256
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.model not in ("ran", "baseline"):
+            raise ValueError(f"--model must be ran or baseline, got {self.model!r}")
+        if self.recipe not in RECIPES:
+            raise ValueError(f"--recipe must be one of {RECIPES}, got {self.recipe!r}")
+        if self.label_mode not in ("majority", "probability"):
+            raise ValueError(f"--label-mode must be majority or probability, got {self.label_mode!r}")
+        if self.amp not in ("auto", "off", "bf16", "fp16"):
+            raise ValueError(f"--amp must be auto, off, bf16 or fp16, got {self.amp!r}")
+        if self.cache not in ("auto", "memory", "none"):
+            raise ValueError(f"--cache must be auto, memory or none, got {self.cache!r}")
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise ValueError(f"--device must be auto, cpu or cuda, got {self.device!r}")
+        if self.epochs < 1 or self.batch_size < 2:
+            raise ValueError("epochs must be >= 1 and batch size >= 2 (batch norm needs two samples)")
+        if not self.data_root:
+            raise ValueError("--data-root is required")
+        if self.model == "baseline" and self.regions != "fixed":
+            logger.info("the baseline sees the whole face only; --regions %s is ignored", self.regions)
+        if self.lr is None:
+            self.lr = 0.01 if self.recipe == "official" else 0.002
+        if self.weight_decay is None:
+            self.weight_decay = 1e-4 if self.recipe == "official" else 0.05
+        if self.label_smoothing is None:
+            self.label_smoothing = 0.0 if self.recipe == "official" else 0.1
+        if self.lr <= 0:
+            raise ValueError("--lr must be positive")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_sources(cls, file: str | Path | None = None, **overrides: Any) -> TrainConfig:
+        """Defaults < YAML ``file`` < ``overrides`` (command-line flags that were given)."""
+        values: dict[str, Any] = {}
+        if file:
+            data = yaml.safe_load(Path(file).read_text()) or {}
+            if not isinstance(data, dict):
+                raise ValueError(f"{file}: a training config must be a YAML mapping of option: value")
+            unknown = set(data) - {f.name for f in fields(cls)}
+            if unknown:
+                raise ValueError(f"{file}: unknown option(s) {sorted(unknown)}")
+            values.update(data)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+def _is_dist() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def _rank() -> int:
+    return dist.get_rank() if _is_dist() else 0
+
+
+def _world() -> int:
+    return dist.get_world_size() if _is_dist() else 1
+
+
+def _all_sum(t: torch.Tensor) -> torch.Tensor:
+    if _is_dist():
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t
+
+
+def _atomic_torch_save(obj: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".pt")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda was asked for, but PyTorch sees no CUDA GPU here")
+    return torch.device(name)
+
+
+def resolve_amp(name: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype to use, or None for full precision."""
+    if name == "off":
+        return None
+    if name == "fp16":
+        return torch.float16
+    if name == "bf16":
+        return torch.bfloat16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    # On CPUs with native bf16 (AVX512-BF16 / AMX) autocast made the compact RAN ~2x faster to train.
+    return torch.bfloat16 if torch.ops.mkldnn._is_mkldnn_bf16_supported() else None
+
+
+def build_model_config(cfg: TrainConfig, class_names: list[str]) -> nn.Module:
+    if cfg.model == "baseline":
+        regions = RegionConfig.whole_face()
+    elif cfg.regions == "fixed":
+        default = AFFECTNET_FIXED_REGIONS if cfg.dataset == "affectnet" else DEFAULT_FIXED_REGIONS
+        regions = RegionConfig(scheme="fixed", names=tuple(cfg.region_names or default))
+    else:
+        regions = RegionConfig(
+            scheme=cfg.regions, num_random=cfg.num_random, landmark_ratio=cfg.landmark_ratio, seed=cfg.seed
+        )
+    kwargs: dict[str, Any] = {
+        "class_names": class_names,
+        "regions": regions,
+        "attention_norm": cfg.attention_norm,
+        "drop_rate": cfg.drop_rate,
+    }
+    if cfg.input_size:
+        kwargs["input_size"] = cfg.input_size
+    if cfg.color_mode:
+        kwargs["color_mode"] = cfg.color_mode
+    return create_model(f"{cfg.model}_{cfg.backbone}", pretrained=cfg.pretrained, **kwargs)
+
+
+class Trainer:
+    """Train one model as described by a :class:`TrainConfig`.
+
+    Args:
+        cfg: the run configuration.
+        resume: continue from ``RUN_DIR/checkpoints/last.pt`` when it exists.
+        interrupt_after_steps: test hook: behave as if Ctrl-C was pressed after this many optimiser steps.
+    """
+
+    def __init__(self, cfg: TrainConfig, resume: bool = False, interrupt_after_steps: int | None = None) -> None:
+        self.cfg = cfg
+        self.resume = resume
+        self.interrupt_after_steps = interrupt_after_steps
+        self.run_dir = Path(cfg.out)
+        self.ckpt_path = self.run_dir / "checkpoints" / "last.pt"
+        self._stop_requested = False
+
+    # ----------------------------------------------------------------------------------------------------- setup
+    def _setup(self) -> None:
+        from ran_core.data import class_balanced_weights, open_dataset
+
+        cfg = self.cfg
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not _is_dist():
+            backend = "nccl" if cfg.device != "cpu" and torch.cuda.is_available() else "gloo"
+            dist.init_process_group(backend=backend)
+        self.rank, self.world = _rank(), _world()
+        self.device = resolve_device(cfg.device)
+        if self.device.type == "cuda" and _is_dist():
+            self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(self.device)
+        torch.manual_seed(cfg.seed)
+        np.random.seed(cfg.seed)
+        train_mode = cfg.label_mode if cfg.dataset == "ferplus" else "majority"
+        self.train_split = open_dataset(
+            cfg.dataset, cfg.data_root, cfg.train_split, train_mode, cfg.num_classes, cfg.max_samples, cfg.seed
+        )
+        self.val_split = open_dataset(
+            cfg.dataset, cfg.data_root, cfg.val_split, "majority", cfg.num_classes, cfg.max_samples, cfg.seed
+        )
+        if len(self.train_split) < 2 or len(self.val_split) < 1:
+            raise ValueError(
+                f"not enough data: {len(self.train_split)} training and {len(self.val_split)} validation images"
+            )
+        self.model = build_model_config(cfg, list(self.train_split.class_names))
+        self.config: ModelConfig = self.model.config
+        self.amp = resolve_amp(cfg.amp, self.device)
+        self.channels_last = True if cfg.channels_last is None else cfg.channels_last
+        self.model.channels_last = self.channels_last
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.model.to(self.device)
+        self.soft = cfg.dataset == "ferplus" and cfg.label_mode == "probability"
+        size, c = self.config.input_size, self.config.num_classes
+        train_ds = FaceDataset(self.train_split.samples, self.config, size, c, soft=self.soft)
+        val_ds = FaceDataset(self.val_split.samples, self.config, size, c)
+        bytes_needed = (len(train_ds) + len(val_ds)) * self.config.in_chans * size * size
+        use_cache = cfg.cache == "memory" or (cfg.cache == "auto" and bytes_needed < 4e9)
+        self.workers = cfg.workers if cfg.workers is not None else (4 if self.device.type == "cuda" else 2)
+        if use_cache:
+            self.train_src: CachedFaces | FaceDataset = cache_faces(train_ds, desc="decoding train")
+            self.val_src: CachedFaces | FaceDataset = cache_faces(val_ds, desc="decoding valid")
+            for name, src in (("train", self.train_src), ("valid", self.val_src)):
+                if src.errors:
+                    shown = "; ".join(e for _, e in src.errors[:3])
+                    logger.warning("%d %s image(s) could not be read and are skipped: %s", len(src.errors), name, shown)
+        else:
+            self.train_src, self.val_src = train_ds, val_ds
+        self.sample_weights = class_balanced_weights(self.train_split) if cfg.balanced else None
+        self.criterion = RANCriterion(cfg.lambda_rb, cfg.rb_margin, cfg.label_smoothing)
+        aug = AugmentConfig.official() if cfg.recipe == "official" else AugmentConfig.modern()
+        self.batcher = RegionBatcher(self.config, aug, seed=cfg.seed + 1000 * self.rank)
+        params = self.model.parameters()
+        if cfg.recipe == "official":
+            self.optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
+        else:
+            self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.steps_per_epoch = max(1, len(self._epoch_batches(0)))
+        total = cfg.epochs * self.steps_per_epoch
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_lambda(total))
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp == torch.float16)
+        self.net: nn.Module = self.model
+        if _is_dist():
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        self.history: list[dict[str, Any]] = []
+        self.best_acc = -1.0
+        self.start_epoch, self.start_step = 0, 0
+        self.partial: dict[str, float] = {}
+        if self.rank == 0:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        if self.resume and self.ckpt_path.is_file():
+            self._load_checkpoint()
+        elif self.resume:
+            logger.info("no checkpoint at %s: starting a new run", self.ckpt_path)
+
+    def _lr_lambda(self, total_steps: int):
+        cfg = self.cfg
+        if cfg.recipe == "official":
+            marks = [int(f * total_steps) for f in (0.3, 0.5, 0.8)]
+            return lambda step: 0.1 ** sum(step >= m for m in marks)
+        warm = min(self.steps_per_epoch, max(1, total_steps // 10))
+
+        def cosine(step: int) -> float:
+            if step < warm:
+                return (step + 1) / warm
+            t = (step - warm) / max(1, total_steps - warm)
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+
+        return cosine
+
+    def _epoch_batches(self, epoch: int) -> list[torch.Tensor]:
+        n = len(self.train_split)
+        if self.sample_weights is not None:
+            g = torch.Generator().manual_seed(self.cfg.seed + epoch)
+            w = torch.as_tensor(self.sample_weights, dtype=torch.double)
+            order = torch.multinomial(w, n, replacement=True, generator=g)
+            order = order[self.rank :: self.world]
+        else:
+            sampler = DistributedSampler(range(n), num_replicas=self.world, rank=self.rank, seed=self.cfg.seed)
+            sampler.set_epoch(epoch)
+            order = torch.tensor(list(sampler))
+        bs = self.cfg.batch_size
+        batches = list(order.split(bs))
+        if len(batches) > 1 and len(batches[-1]) < 2:
+            batches = batches[:-1]  # a final batch of one would break batch norm
+        return batches
+
+    # ------------------------------------------------------------------------------------------------ checkpoint
+    def _state(self, epoch: int, step: int) -> dict[str, Any]:
+        return {
+            "format": "ran_core.train_state/1",
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "epoch": epoch,
+            "step": step,
+            "partial": dict(self.partial),
+            "history": self.history,
+            "best_acc": self.best_acc,
+            "torch_rng": torch.get_rng_state(),
+            "batcher": self.batcher.state_dict(),
+            "config": self.cfg.to_dict(),
+        }
+
+    def save_checkpoint(self, epoch: int, step: int) -> None:
+        if self.rank == 0:
+            _atomic_torch_save(self._state(epoch, step), self.ckpt_path)
+
+    def _load_checkpoint(self) -> None:
+        state = torch.load(self.ckpt_path, map_location="cpu", weights_only=True)
+        if not isinstance(state, dict) or state.get("format") != "ran_core.train_state/1":
+            raise ValueError(f"{self.ckpt_path} is not a ran_core training checkpoint")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.start_epoch, self.start_step = int(state["epoch"]), int(state["step"])
+        self.partial = dict(state["partial"])
+        self.history = list(state["history"])
+        self.best_acc = float(state["best_acc"])
+        torch.set_rng_state(state["torch_rng"])
+        self.batcher.load_state_dict(state["batcher"])
+        logger.info("resumed %s at epoch %d, step %d", self.ckpt_path, self.start_epoch + 1, self.start_step)
+
+    # ------------------------------------------------------------------------------------------------------ loop
+    def run(self) -> dict[str, Any]:
+        """Train; returns the summary (best epoch and validation metrics)."""
+        self._setup()
+        cfg = self.cfg
+        prev = signal.getsignal(signal.SIGTERM)
+        if self.rank == 0 and _is_main_thread():
+            signal.signal(signal.SIGTERM, self._on_sigterm)
+        try:
+            for epoch in range(self.start_epoch, cfg.epochs):
+                self._train_epoch(epoch)
+                row = self._validate(epoch)
+                self.partial, self.start_step = {}, 0
+                self.save_checkpoint(epoch + 1, 0)
+                if self.rank == 0:
+                    self._log(row)
+        except KeyboardInterrupt:
+            logger.warning("interrupted: training state saved to %s; continue with --resume", self.ckpt_path)
+            raise
+        finally:
+            if self.rank == 0 and _is_main_thread():
+                signal.signal(signal.SIGTERM, prev)
+        summary = self._summary()
+        if _is_dist():
+            dist.barrier()
+        return summary
+
+    def _on_sigterm(self, signum: int, frame: Any) -> None:
+        self._stop_requested = True
+
+    def _train_epoch(self, epoch: int) -> None:
+        cfg = self.cfg
+        self.net.train()
+        batches = self._epoch_batches(epoch)
+        p = self.partial
+        loss_sum, correct, seen, skipped = p.get("loss", 0.0), p.get("correct", 0.0), p.get("seen", 0.0), 0
+        bar = tqdm(
+            total=len(batches),
+            initial=self.start_step,
+            desc=f"epoch {epoch + 1}/{cfg.epochs}",
+            disable=self.rank != 0,
+            dynamic_ncols=True,
+        )
+        t0, n0 = time.perf_counter(), seen
+        step = self.start_step
+        pin = self.device.type == "cuda"
+        try:
+            for batch in iterate_batches(self.train_src, batches[step:], workers=self.workers, pin_memory=pin):
+                if batch["errors"]:
+                    skipped += len(batch["errors"])
+                    if skipped == len(batch["errors"]):
+                        logger.warning("skipping unreadable image(s): %s", batch["errors"][0][1])
+                if len(batch["index"]) < 2:
+                    step += 1
+                    bar.update(1)
+                    continue
+                x = self.batcher(batch["image"].to(self.device, non_blocking=True), batch["landmarks"])
+                target = batch["target"].to(self.device, non_blocking=True)
+                with torch.autocast(self.device.type, dtype=self.amp or torch.float32, enabled=self.amp is not None):
+                    out = self.net(x)
+                loss, parts = self.criterion(out, target)
+                if not torch.isfinite(loss):
+                    raise TrainingDiverged(
+                        f"the loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; the last good "
+                        f"checkpoint ({self.ckpt_path}) was kept. Lower --lr (now {cfg.lr}) or use --amp off."
+                    )
+                self.optimizer.zero_grad(set_to_none=True)
+                self.scaler.scale(loss).backward()
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+                self.scheduler.step()
+                hard = target.argmax(1) if target.is_floating_point() else target
+                b = len(hard)
+                loss_sum += float(parts["ce"]) * b
+                correct += float((out.logits.argmax(1) == hard).sum())
+                seen += b
+                step += 1
+                rate = (seen - n0) * self.world / max(1e-9, time.perf_counter() - t0)
+                bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{100 * correct / seen:.1f}", fps=f"{rate:.0f}")
+                bar.update(1)
+                self.partial = {"loss": loss_sum, "correct": correct, "seen": seen}
+                interrupted = self.interrupt_after_steps is not None and step >= self.interrupt_after_steps
+                if interrupted or self._stop_requested:
+                    raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            self.save_checkpoint(epoch, step)
+            raise
+        finally:
+            bar.close()
+        totals = _all_sum(torch.tensor([loss_sum, correct, seen], dtype=torch.float64))
+        elapsed = time.perf_counter() - t0
+        self._epoch_train = {
+            "train_loss": float(totals[0] / max(1, totals[2])),
+            "train_acc": float(100 * totals[1] / max(1, totals[2])),
+            "samples_per_s": float((seen - n0) * self.world / max(1e-9, elapsed)),
+            "epoch_time_s": elapsed,
+        }
+
+    def _validate(self, epoch: int) -> dict[str, Any]:
+        c = self.config.num_classes
+        out = predict_split(
+            self.model, self.val_src, self.cfg.eval_batch_size, self.device, shard=(self.rank, self.world)
+        )
+        self.model.train()
+        preds = out["probs"].argmax(1) if len(out["probs"]) else np.zeros(0, dtype=np.int64)
+        cm = torch.from_numpy(confusion_matrix(out["targets"], preds, c))
+        n_local = len(out["targets"])
+        loss_local = out["loss"] * n_local if n_local else 0.0
+        cm = _all_sum(cm)
+        agg = _all_sum(torch.tensor([loss_local, n_local], dtype=torch.float64))
+        metrics = SetMetrics.from_confusion(cm.numpy())
+        row = {
+            "epoch": epoch + 1,
+            "lr": self.optimizer.param_groups[0]["lr"],
+            **self._epoch_train,
+            "val_loss": float(agg[0] / max(1, agg[1])),
+            "val_acc": metrics.accuracy,
+            "val_mca": metrics.mean_class_accuracy,
+        }
+        self.history.append(row)
+        if metrics.accuracy > self.best_acc:
+            self.best_acc = metrics.accuracy
+            if self.rank == 0:
+                self._save_best(row, metrics)
+        return row
+
+    def _save_best(self, row: dict[str, Any], metrics: SetMetrics) -> None:
+        cfg = self.cfg
+        provenance = {
+            "dataset": cfg.dataset,
+            "train_split": cfg.train_split,
+            "val_split": cfg.val_split,
+            "label_mode": cfg.label_mode,
+            "recipe": cfg.recipe,
+            "epochs": cfg.epochs,
+            "best_epoch": row["epoch"],
+            "metrics": {
+                "val_accuracy": round(metrics.accuracy, 3),
+                "val_mean_class_accuracy": round(metrics.mean_class_accuracy, 3),
+                "val_per_class_accuracy": {
+                    n: round(float(a), 3) for n, a in zip(self.config.class_names, metrics.per_class_accuracy())
+                },
+                "val_n": metrics.n,
+            },
+            "train_samples": len(self.train_split),
+            "seed": cfg.seed,
+        }
+        save_model(self.model, self.run_dir / "best", provenance=provenance)
+
+    def _log(self, row: dict[str, Any]) -> None:
+        path = self.run_dir / "metrics.csv"
+        new = not path.exists() or row["epoch"] == 1
+        with path.open("w" if new else "a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(row))
+            if new:
+                writer.writeheader()
+            writer.writerow({k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()})
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            pass
+        else:
+            with SummaryWriter(str(self.run_dir / "tb")) as tb:
+                for k, v in row.items():
+                    if k != "epoch":
+                        tb.add_scalar(k, v, row["epoch"])
+        logger.info(
+            "epoch %d: train loss %.4f acc %.2f%% | valid loss %.4f acc %.2f%% (mean-class %.2f%%) | %.0f samples/s",
+            row["epoch"],
+            row["train_loss"],
+            row["train_acc"],
+            row["val_loss"],
+            row["val_acc"],
+            row["val_mca"],
+            row["samples_per_s"],
+        )
+
+    def _summary(self) -> dict[str, Any]:
+        best = max(self.history, key=lambda r: r["val_acc"]) if self.history else {}
+        summary = {"run_dir": str(self.run_dir), "best": best, "epochs_done": len(self.history)}
+        if self.rank == 0 and self.history:
+            from ran_core.engine.plots import plot_curves
+
+            (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+            plot_curves(self.history, self.run_dir / "curves.png", title=f"{self.config.name} on {self.cfg.dataset}")
+        return summary
+
+
+def _is_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
