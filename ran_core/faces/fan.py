@@ -53,12 +53,19 @@ class FANDetector(DownscalingDetector):
         device: torch device.
         max_side: longest side of the copy detection runs on.
         min_score: S3FD's own threshold (it drops boxes below it before landmarking).
+        refine_below: see :class:`DownscalingDetector`.
     """
 
     name = "fan"
 
-    def __init__(self, device: str = "cpu", max_side: int | None = DEFAULT_MAX_SIDE, min_score: float = 0.5) -> None:
-        super().__init__(max_side, min_score)
+    def __init__(
+        self,
+        device: str = "cpu",
+        max_side: int | None = DEFAULT_MAX_SIDE,
+        min_score: float = 0.5,
+        refine_below: int = 96,
+    ) -> None:
+        super().__init__(max_side, min_score, refine_below)
         reason = check()
         if reason is not None:
             raise DetectorUnavailable(reason)

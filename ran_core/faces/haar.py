@@ -37,6 +37,7 @@ class HaarDetector(DownscalingDetector):
         scale_factor: step between cascade scales.
         min_neighbors: raw detections needed to keep a face (higher: fewer false positives).
         min_size: smallest face side in pixels of the (downscaled) detection image.
+        refine_below: see :class:`DownscalingDetector`.
     """
 
     name = "haar"
@@ -48,8 +49,9 @@ class HaarDetector(DownscalingDetector):
         scale_factor: float = 1.1,
         min_neighbors: int = 5,
         min_size: int = 24,
+        refine_below: int = 96,
     ) -> None:
-        super().__init__(max_side, min_score)
+        super().__init__(max_side, min_score, refine_below)
         self.cascade = cv2.CascadeClassifier(str(cascade_path()))
         if self.cascade.empty():
             raise RuntimeError(f"could not load {cascade_path()}")

@@ -31,6 +31,7 @@ class MTCNNDetector(DownscalingDetector):
         max_side: longest side of the copy detection runs on.
         min_score: drop faces below this probability.
         min_face_size: smallest face side in pixels of the (downscaled) detection image.
+        refine_below: see :class:`DownscalingDetector`.
     """
 
     name = "mtcnn"
@@ -41,8 +42,9 @@ class MTCNNDetector(DownscalingDetector):
         max_side: int | None = DEFAULT_MAX_SIDE,
         min_score: float = 0.9,
         min_face_size: int = 20,
+        refine_below: int = 96,
     ) -> None:
-        super().__init__(max_side, min_score)
+        super().__init__(max_side, min_score, refine_below)
         try:
             from facenet_pytorch import MTCNN
         except ImportError as exc:

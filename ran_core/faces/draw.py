@@ -1,0 +1,101 @@
+"""Draw predictions on an image: face box, label, region boxes coloured by attention weight, and a colour bar.
+
+Region colours come from matplotlib's ``viridis`` (perceptually uniform, readable in grayscale and by colour-blind
+readers) applied to each region's normalised α·β share, scaled to the largest share in the image so the contrast
+between regions stays visible; the colour bar beside the image says which share the top colour stands for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+from matplotlib import colormaps
+
+from ran_core.structures import FaceResult
+
+COLORMAP = "viridis"
+_FONT = cv2.FONT_HERSHEY_SIMPLEX
+
+
+def region_shares(face: FaceResult) -> np.ndarray | None:
+    """``(K,)`` α·β of every region divided by their sum (each region's share), or ``None`` without attention."""
+    w = np.array([r.weight for r in face.regions], dtype=np.float64)
+    if len(w) == 0 or not np.isfinite(w).all() or w.sum() <= 0:
+        return None
+    return w / w.sum()
+
+
+def _rgb(cmap, value: float) -> tuple[int, int, int]:
+    r, g, b, _ = cmap(float(np.clip(value, 0.0, 1.0)))
+    return int(r * 255), int(g * 255), int(b * 255)
+
+
+def _text(img: np.ndarray, text: str, org: tuple[int, int], scale: float, color, thick: int, bg=None) -> None:
+    (tw, th), base = cv2.getTextSize(text, _FONT, scale, thick)
+    x, y = org
+    y = max(y, th + base)
+    if bg is not None:
+        cv2.rectangle(img, (x, y - th - base), (x + tw + 2, y + base - 1), bg, -1)
+    cv2.putText(img, text, (x + 1, y - 1), _FONT, scale, color, thick, cv2.LINE_AA)
+
+
+def draw_faces(rgb: np.ndarray, faces: Sequence[FaceResult], colorbar: bool = True) -> np.ndarray:
+    """An annotated copy of ``rgb`` (``(H, W, 3)`` uint8), plus a colour-bar panel on the right for attention.
+
+    Args:
+        rgb: the image the faces were found in (their boxes are in its coordinates).
+        faces: predictions for that image.
+        colorbar: add the colour-bar panel (always added when ``True`` and any face has weights, so every frame of a
+            video has the same size if at least its first one does).
+    """
+    img = np.ascontiguousarray(rgb.copy())
+    h, w = img.shape[:2]
+    unit = max(h, w) / 800.0
+    thick = max(1, round(2 * unit))
+    scale = max(0.35, 0.5 * unit)
+    cmap = colormaps[COLORMAP]
+    shares = [region_shares(f) for f in faces]
+    vmax = max((float(s.max()) for s in shares if s is not None), default=0.0)
+    for face, share in zip(faces, shares):
+        if share is not None:
+            # Largest first so smaller (inner) boxes and their numbers stay on top.
+            order = sorted(range(len(face.regions)), key=lambda i: -_area(face.regions[i].box))
+            for i in order:
+                region = face.regions[i]
+                color = _rgb(cmap, share[i] / vmax)
+                x1, y1, x2, y2 = (round(v) for v in region.box)
+                cv2.rectangle(img, (x1, y1), (x2, y2), color, thick)
+                _text(img, f"{share[i]:.2f}", (x1 + thick, y2 - thick), scale * 0.8, (0, 0, 0), 1, bg=color)
+        x1, y1, x2, y2 = (round(v) for v in face.box)
+        cv2.rectangle(img, (x1, y1), (x2, y2), (255, 255, 255), thick + 1)
+        if face.landmarks is not None:
+            for px, py in np.asarray(face.landmarks).reshape(-1, 2):
+                cv2.circle(img, (round(px), round(py)), max(1, thick), (255, 80, 80), -1)
+        tag = "" if face.track_id is None else f"#{face.track_id} "
+        _text(img, f"{tag}{face.label} {face.confidence:.2f}", (x1, y1 - thick), scale, (0, 0, 0), thick, (255,) * 3)
+    if colorbar and vmax > 0:
+        img = np.hstack([img, _colorbar(h, vmax, scale, cmap)])
+    return img
+
+
+def _area(box) -> float:
+    return (box[2] - box[0]) * (box[3] - box[1])
+
+
+def _colorbar(height: int, vmax: float, scale: float, cmap) -> np.ndarray:
+    """A white panel with a vertical gradient from 0 (bottom) to ``vmax`` (top), labelled."""
+    (tw, th), _ = cv2.getTextSize("a*b 0.00", _FONT, scale, 1)
+    width = max(40, tw + 10)
+    panel = np.full((height, width, 3), 255, dtype=np.uint8)
+    top, bottom = 2 * th + 8, height - th - 8
+    bar_w = max(8, width // 3)
+    if bottom - top >= 4:
+        ramp = np.linspace(1.0, 0.0, bottom - top)
+        colors = (cmap(ramp)[:, :3] * 255).astype(np.uint8)
+        panel[top:bottom, 4 : 4 + bar_w] = colors[:, None, :]
+    _text(panel, "a*b", (2, th + 2), scale, (0, 0, 0), 1)
+    _text(panel, f"{vmax:.2f}", (6 + bar_w, top + th), scale * 0.9, (0, 0, 0), 1)
+    _text(panel, "0", (6 + bar_w, bottom), scale * 0.9, (0, 0, 0), 1)
+    return panel

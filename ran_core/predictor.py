@@ -1,0 +1,221 @@
+"""The Predictor: image in, faces with expressions and region attention out.
+
+Like detectron2's ``DefaultPredictor`` it owns the whole pipeline, so callers hand it an image and get results:
+read (any path, PIL image or RGB array) -> detect faces -> align each face to the training framing -> cut the regions
+the model's config asks for -> normalise exactly as the model was trained -> one batched forward pass under
+``torch.inference_mode`` -> :class:`~ran_core.structures.FaceResult` objects with every box in the ORIGINAL image.
+
+Example::
+
+    predictor = Predictor("ran-ferplus", detector="auto")
+    for face in predictor("photo.jpg"):
+        print(face.label, face.confidence, [(r.name, r.weight) for r in face.regions])
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ran_core.config import ModelConfig
+from ran_core.faces.alignment import AlignedFace, align_face
+from ran_core.faces.detectors import DEFAULT_MAX_SIDE, Detection, FaceDetector, create_detector
+from ran_core.imageio import read_image, to_gray
+from ran_core.regions import crop_regions, region_boxes
+from ran_core.saved_model import load_model
+from ran_core.structures import FaceResult, RegionResult
+
+
+@dataclass
+class Timings:
+    """Wall-clock seconds spent by the last call, per stage.
+
+    Attributes:
+        detection: face detection (including the detector's downscaling).
+        alignment: alignment, region boxes, region crops and normalisation.
+        model: the forward pass (and copying its outputs back).
+        faces: faces processed.
+    """
+
+    detection: float = 0.0
+    alignment: float = 0.0
+    model: float = 0.0
+    faces: int = 0
+
+    @property
+    def total(self) -> float:
+        return self.detection + self.alignment + self.model
+
+
+@dataclass
+class _PreparedFace:
+    image_index: int
+    detection: Detection
+    aligned: AlignedFace
+    names: list[str]
+    scheme: str
+    boxes: np.ndarray  # (K, 4) region boxes in the aligned crop
+
+
+class Predictor:
+    """Detect faces and classify their expressions with a saved RAN (or baseline) model.
+
+    Args:
+        model: a saved model (bundled name, directory, ``config.json`` or ``model.safetensors``) or a model built by
+            :func:`ran_core.create_model` (it is put in eval mode on ``device``).
+        detector: ``auto``, ``fan``, ``mtcnn``, ``haar`` or any object with ``name`` and ``detect(rgb)``.
+        device: torch device for the model and CNN detectors.
+        max_detect_side: longest side of the copy detection runs on, when ``detector`` is a name.
+    """
+
+    def __init__(
+        self,
+        model: str | Path | nn.Module = "ran-ferplus",
+        detector: str | FaceDetector = "auto",
+        device: str | torch.device = "cpu",
+        max_detect_side: int | None = DEFAULT_MAX_SIDE,
+    ) -> None:
+        self.device = torch.device(device)
+        if isinstance(model, nn.Module):
+            if not isinstance(getattr(model, "config", None), ModelConfig):
+                raise TypeError("the model must carry its ModelConfig as .config (build it with create_model)")
+            self.model = model.to(self.device).eval()
+        else:
+            self.model = load_model(model, device=self.device)
+        self.config: ModelConfig = self.model.config
+        if isinstance(detector, str):
+            detector = create_detector(detector, device=str(self.device), max_side=max_detect_side)
+        self.detector: FaceDetector = detector
+        self.timings = Timings()
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.config.class_names)
+
+    def __call__(self, image: Any) -> list[FaceResult]:
+        """Faces in one image (a path, bytes, PIL image or ``(H, W[, C])`` RGB array); ``[]`` if there are none.
+
+        Raises:
+            ran_core.imageio.ImageReadError: the image cannot be read.
+        """
+        return self.predict_batch([image])[0]
+
+    def detect(self, image: Any) -> list[Detection]:
+        """Only the detection step, in the image's pixel coordinates."""
+        return self.detector.detect(read_image(image))
+
+    def predict_batch(self, images: Sequence[Any]) -> list[list[FaceResult]]:
+        """Faces of several images, all of them classified in one forward pass. One list per image."""
+        rgbs = [read_image(im) for im in images]
+        t0 = time.perf_counter()
+        detections = [self.detector.detect(rgb) for rgb in rgbs]
+        detection_s = time.perf_counter() - t0
+        results = self._predict(rgbs, detections)
+        self.timings.detection = detection_s
+        return results
+
+    def predict_faces(self, image: Any, detections: Sequence[Detection]) -> list[FaceResult]:
+        """Classify faces the caller already found (a camera loop, or an edited image with the same boxes)."""
+        results = self._predict([read_image(image)], [list(detections)])[0]
+        self.timings.detection = 0.0
+        return results
+
+    def _predict(self, rgbs: list[np.ndarray], detections: list[list[Detection]]) -> list[list[FaceResult]]:
+        cfg = self.config
+        t0 = time.perf_counter()
+        prepared = [self._prepare(i, rgb, det) for i, (rgb, dets) in enumerate(zip(rgbs, detections)) for det in dets]
+        results: list[list[FaceResult]] = [[] for _ in rgbs]
+        self.timings = Timings(faces=len(prepared))
+        if not prepared:
+            self.timings.alignment = time.perf_counter() - t0
+            return results
+        # Faces can differ in region count only when some fall back from landmark to fixed regions: one pass each.
+        groups: dict[int, list[int]] = {}
+        for j, p in enumerate(prepared):
+            groups.setdefault(len(p.names), []).append(j)
+        mean = torch.tensor(cfg.mean, device=self.device).view(1, 1, -1, 1, 1)
+        std = torch.tensor(cfg.std, device=self.device).view(1, 1, -1, 1, 1)
+        out_by_face: dict[int, tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray]] = {}
+        align_s, model_s = time.perf_counter() - t0, 0.0
+        for idx in groups.values():
+            t1 = time.perf_counter()
+            crops = np.stack([self._model_image(prepared[j].aligned.crop) for j in idx])  # (N, S, S, C) uint8
+            images = torch.from_numpy(crops).to(self.device).permute(0, 3, 1, 2).float()
+            boxes = torch.from_numpy(np.stack([prepared[j].boxes for j in idx])).float().to(self.device)
+            regions = crop_regions(images, boxes, cfg.input_size)  # (N, K, C, S, S) in [0, 255]
+            x = (regions / 255.0 - mean) / std
+            t2 = time.perf_counter()
+            with torch.inference_mode():
+                out = self.model(x)
+                probs = torch.softmax(out.logits.float(), dim=1).cpu().numpy()
+                alpha = None if out.alpha is None else out.alpha.float().cpu().numpy()
+                beta = None if out.beta is None else out.beta.float().cpu().numpy()
+            t3 = time.perf_counter()
+            region_crops = regions.round().clamp(0, 255).to(torch.uint8).permute(0, 1, 3, 4, 2).cpu().numpy()
+            for n, j in enumerate(idx):
+                out_by_face[j] = (
+                    probs[n],
+                    None if alpha is None else alpha[n],
+                    None if beta is None else beta[n],
+                    region_crops[n],
+                )
+            align_s += (t2 - t1) + (time.perf_counter() - t3)
+            model_s += t3 - t2
+        t4 = time.perf_counter()
+        for j, p in enumerate(prepared):
+            results[p.image_index].append(self._face_result(p, *out_by_face[j]))
+        self.timings.alignment = align_s + (time.perf_counter() - t4)
+        self.timings.model = model_s
+        return results
+
+    def _prepare(self, image_index: int, rgb: np.ndarray, det: Detection) -> _PreparedFace:
+        cfg = self.config
+        aligned = align_face(rgb, det.box, det.five_points, size=cfg.input_size, margin=cfg.face_margin)
+        # The aligned crop plays the part of a whole training image: the face box is the full crop, as in FERPlus.
+        names, boxes, scheme = region_boxes(
+            cfg.regions, (cfg.input_size, cfg.input_size), face_box=None, landmarks=aligned.landmarks
+        )
+        return _PreparedFace(image_index, det, aligned, names, scheme, boxes)
+
+    def _model_image(self, crop: np.ndarray) -> np.ndarray:
+        """``(S, S, 3)`` RGB crop -> ``(S, S, C)`` uint8 in the model's colour mode."""
+        return to_gray(crop)[..., None] if self.config.color_mode == "gray" else crop
+
+    def _face_result(
+        self,
+        p: _PreparedFace,
+        probs: np.ndarray,
+        alpha: np.ndarray | None,
+        beta: np.ndarray | None,
+        region_crops: np.ndarray,
+    ) -> FaceResult:
+        src_boxes = p.aligned.boxes_to_source(p.boxes)
+        k = len(p.names)
+        regions = [
+            RegionResult(
+                name=p.names[i],
+                box=tuple(float(v) for v in src_boxes[i]),
+                alpha=float("nan") if alpha is None else float(alpha[i]),
+                beta=float("nan") if beta is None else float(beta[i]),
+            )
+            for i in range(k if alpha is not None else 1)
+        ]
+        scheme = p.scheme if alpha is not None else "fixed"
+        return FaceResult(
+            box=p.detection.box,
+            score=p.detection.score,
+            landmarks=p.detection.landmarks,
+            probabilities=probs.astype(np.float64),
+            class_names=self.class_names,
+            regions=regions,
+            region_scheme=scheme,
+            crop=self._model_image(p.aligned.crop),
+            region_crops=region_crops if alpha is not None else region_crops[:1],
+        )
