@@ -322,3 +322,14 @@ def test_tracker_keeps_ids_stable() -> None:
         tr.update([c])
     assert tr.update([a + [10, 5, 10, 5], c]) == [3, 2]  # a was gone too long: a new id
     assert tr.update([]) == []
+
+
+def test_tracker_follows_a_face_that_moves_fast_between_looks() -> None:
+    tr = IoUTracker()
+    a = np.array([0, 0, 60, 60.0])
+    ids = [tr.update([a + [40 * i, 0, 40 * i, 0]])[0] for i in range(4)]  # IoU 0.2 between looks
+    assert ids == [0, 0, 0, 0]
+    assert tr.update([a + [400, 0, 400, 0]]) == [1]  # far away: another face
+    assert tr.update([np.array([100, 0, 300, 200.0])]) == [2]  # near but 3x larger: another face
+    plain = IoUTracker(max_shift=0)
+    assert [plain.update([a + [40 * i, 0, 40 * i, 0]])[0] for i in range(3)] == [0, 1, 2]
