@@ -219,3 +219,24 @@ class Predictor:
             crop=self._model_image(p.aligned.crop),
             region_crops=region_crops if alpha is not None else region_crops[:1],
         )
+
+
+def measure_latency(predictor: Predictor, images: Sequence[Any], repeats: int = 5, warmup: int = 1) -> Timings:
+    """Mean seconds per face of each stage over ``repeats`` passes through ``images`` (one image per call).
+
+    Images are read once beforehand, so file decoding is not counted. Every image should hold at least one face.
+    """
+    rgbs = [read_image(im) for im in images]
+    for rgb in rgbs[:warmup]:
+        predictor(rgb)
+    total = Timings()
+    for _ in range(repeats):
+        for rgb in rgbs:
+            predictor(rgb)
+            t = predictor.timings
+            total.detection += t.detection
+            total.alignment += t.alignment
+            total.model += t.model
+            total.faces += t.faces
+    n = max(total.faces, 1)
+    return Timings(total.detection / n, total.alignment / n, total.model / n, total.faces)

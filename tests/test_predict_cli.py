@@ -147,6 +147,27 @@ def test_video_timeline_tracking_and_annotated_output(model_dir, tmp_path, capsy
         n += 1
     assert n == 4
     assert "clip.mp4: 4 of 12 frames" in capsys.readouterr().out
+    assert main(["predict", str(video), "--model", str(model_dir), "--detector", "mtcnn", "--every", "6"]) == 0
+    assert len(list(csv.DictReader((tmp_path / "clip.csv").open()))) == 2  # default without --json: <video>.csv
+    explicit = tmp_path / "timeline.csv"
+    assert (
+        main(
+            [
+                "predict",
+                str(video),
+                "--model",
+                str(model_dir),
+                "--every",
+                "12",
+                "--detector",
+                "mtcnn",
+                "--csv",
+                str(explicit),
+            ]
+        )
+        == 0
+    )
+    assert len(list(csv.DictReader(explicit.open()))) == 1
 
 
 def test_unreadable_video_is_reported(model_dir, tmp_path, capsys) -> None:
