@@ -1,0 +1,211 @@
+"""Running RAN and the baseline on images, edited images and camera frames. No Qt here; the workers call it.
+
+Both models read the SAME faces: RAN's predictor detects them once, and the baseline re-reads those detections with
+``predict_faces``, so "baseline vs RAN" compares the models and not two detector runs. After an occlusion edit both
+re-read the original detections, so the face boxes stay put while the pixels under them change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from ran_core.structures import FaceResult
+
+
+class PredictorLike(Protocol):
+    """What the viewer needs from :class:`ran_core.predictor.Predictor` (duck-typed so tests can pass fakes)."""
+
+    def __call__(self, image: np.ndarray) -> list[FaceResult]: ...
+
+    def predict_faces(self, rgb: np.ndarray, detections: list[Any]) -> list[FaceResult]: ...
+
+
+@dataclass
+class Analysis:
+    """The result of one request.
+
+    Attributes:
+        kind: ``image`` (a new still image), ``occlusion`` (the current image with occluders) or ``frame``.
+        seq: the request number (increasing); ``image_seq`` the number of the image request it belongs to.
+        image: the pixels the models read (with occluders for ``occlusion`` and ``frame``).
+        ran_faces, baseline_faces: each model's faces; empty when that model is not loaded.
+        seconds: wall time of the analysis.
+        frame_index: the camera frame number (``frame`` only).
+        dropped: camera frames dropped so far because newer ones replaced them before analysis.
+    """
+
+    kind: str
+    seq: int
+    image_seq: int
+    image: np.ndarray
+    name: str = ""
+    path: str | None = None
+    ran_faces: list[FaceResult] = field(default_factory=list)
+    baseline_faces: list[FaceResult] = field(default_factory=list)
+    seconds: float = 0.0
+    frame_index: int = -1
+    dropped: int = 0
+    models_loaded: bool = True
+
+
+@dataclass
+class ModelsInfo:
+    """Which models loaded, and why the others did not (one user-facing line each)."""
+
+    ran_name: str = ""
+    baseline_name: str = ""
+    errors: list[str] = field(default_factory=list)
+    detector: str = ""
+
+
+def model_display_name(spec: Any) -> str:
+    """A short name for a model given as a bundled name, a path or a module."""
+    if isinstance(spec, (str, Path)):
+        p = Path(spec)
+        if p.name in ("model.safetensors", "config.json"):
+            p = p.parent
+        return p.name or str(spec)
+    src = getattr(spec, "source_path", None)
+    if src is not None:
+        return Path(src).name
+    config = getattr(spec, "config", None)
+    return getattr(config, "name", type(spec).__name__)
+
+
+def detections_from_faces(faces: list[FaceResult]) -> list[Any]:
+    """The detections behind ``faces`` (box, score, landmarks), to re-read the same faces on an edited image."""
+    try:
+        from ran_core.faces import Detection
+    except ImportError:  # pragma: no cover - ran_core.faces ships with ran_core
+        Detection = None
+    out = []
+    for f in faces:
+        if Detection is not None:
+            out.append(Detection(f.box, f.score, f.landmarks))
+        else:
+            out.append(type("Detection", (), {"box": f.box, "score": f.score, "landmarks": f.landmarks})())
+    return out
+
+
+class Analyzer:
+    """RAN and baseline predictors behind one call per request kind.
+
+    Args:
+        ran: the RAN predictor (detects faces), or ``None``.
+        baseline: the baseline predictor (re-reads RAN's detections), or ``None``.
+        detect_every: on camera frames, run the detector every N frames and track in between when the predictor
+            offers tracking (a ``track`` method); otherwise every frame runs the full predictor.
+    """
+
+    def __init__(
+        self, ran: PredictorLike | None = None, baseline: PredictorLike | None = None, detect_every: int = 5
+    ) -> None:
+        self.ran = ran
+        self.baseline = baseline
+        self.detect_every = max(1, int(detect_every))
+        self._last_frame_faces: list[FaceResult] = []
+        try:
+            from ran_core.faces import IoUTracker
+
+            self._tracker: Any = IoUTracker()
+        except ImportError:  # pragma: no cover - ran_core.faces ships with ran_core
+            self._tracker = None
+
+    @property
+    def loaded(self) -> bool:
+        return self.ran is not None or self.baseline is not None
+
+    @classmethod
+    def load(
+        cls, ran: Any = "ran-ferplus", baseline: Any = "baseline-ferplus", detector: str = "auto", device: str = "cpu"
+    ) -> tuple[Analyzer, ModelsInfo]:
+        """Build predictors for the two models; a model that fails is left out and its error reported, never raised."""
+        info = ModelsInfo()
+        try:
+            from ran_core.predictor import Predictor
+        except ImportError as exc:
+            info.errors.append(f"The face predictor is not available in this installation ({exc}).")
+            return cls(), info
+        ran_pred = base_pred = None
+        shared_detector: Any = detector
+        if ran:
+            try:
+                ran_pred = Predictor(ran, detector=detector, device=device)
+                info.ran_name = model_display_name(ran)
+                shared_detector = ran_pred.detector  # one detector for both models (FAN/MTCNN load once)
+            except Exception as exc:  # noqa: BLE001 - any failure is a message, the viewer keeps running
+                info.errors.append(f"RAN model {model_display_name(ran)!r} could not be loaded: {exc}")
+        if baseline:
+            try:
+                # The baseline re-reads RAN's faces; it detects only when RAN is not loaded.
+                base_pred = Predictor(baseline, detector=shared_detector, device=device)
+                info.baseline_name = model_display_name(baseline)
+            except Exception as exc:  # noqa: BLE001
+                info.errors.append(f"Baseline model {model_display_name(baseline)!r} could not be loaded: {exc}")
+        lead = ran_pred or base_pred
+        det = getattr(lead, "detector", None)
+        info.detector = str(getattr(det, "name", "") or "")
+        return cls(ran_pred, base_pred), info
+
+    def analyze(self, rgb: np.ndarray) -> tuple[list[FaceResult], list[FaceResult]]:
+        """Detect faces and read them with both models."""
+        if self.ran is not None:
+            ran_faces = self.ran(rgb)
+            return ran_faces, self._baseline_on(rgb, ran_faces)
+        if self.baseline is not None:
+            return [], self.baseline(rgb)
+        return [], []
+
+    def reanalyze(self, rgb: np.ndarray, faces: list[FaceResult]) -> tuple[list[FaceResult], list[FaceResult]]:
+        """Read the same faces again on an edited image (the boxes and landmarks stay fixed)."""
+        if not faces:
+            return [], []
+        dets = detections_from_faces(faces)
+        ran_faces = self.ran.predict_faces(rgb, dets) if self.ran is not None else []
+        base_faces = self.baseline.predict_faces(rgb, dets) if self.baseline is not None else []
+        return ran_faces, base_faces
+
+    def analyze_frame(self, rgb: np.ndarray, index: int) -> tuple[list[FaceResult], list[FaceResult]]:
+        """One camera frame; faces keep their ``track_id`` from frame to frame.
+
+        With a predictor that can track (a ``track(rgb, previous_faces)`` method) the detector runs every
+        ``detect_every`` frames and tracking fills the frames in between; otherwise every frame runs the full
+        predictor, and an IoU tracker only carries the ids over.
+        """
+        lead = self.ran or self.baseline
+        track = getattr(lead, "track", None)
+        if callable(track) and self._last_frame_faces and index % self.detect_every:
+            faces = track(rgb, self._last_frame_faces)
+            if self.ran is not None:
+                ran_faces, base_faces = faces, self._baseline_on(rgb, faces)
+            else:
+                ran_faces, base_faces = [], faces
+        else:
+            ran_faces, base_faces = self.analyze(rgb)
+        lead_faces = ran_faces or base_faces
+        if self._tracker is not None and lead_faces and all(f.track_id is None for f in lead_faces):
+            ids = self._tracker.update([f.box for f in lead_faces])
+            for f, tid in zip(lead_faces, ids):
+                f.track_id = tid
+            if ran_faces:
+                for b, r in zip(base_faces, ran_faces):  # the baseline read RAN's detections, in order
+                    b.track_id = r.track_id
+        self._last_frame_faces = lead_faces
+        return ran_faces, base_faces
+
+    def reset_tracking(self) -> None:
+        self._last_frame_faces = []
+        if self._tracker is not None:
+            self._tracker.reset()
+
+    def _baseline_on(self, rgb: np.ndarray, ran_faces: list[FaceResult]) -> list[FaceResult]:
+        if self.baseline is None or not ran_faces:
+            return []
+        base = self.baseline.predict_faces(rgb, detections_from_faces(ran_faces))
+        for b, r in zip(base, ran_faces):
+            b.track_id = r.track_id
+        return base
