@@ -99,6 +99,8 @@ def test_batch_and_given_detections_match_single_calls(predictor, mtcnn, hopper_
     (given,) = predictor.predict_faces(rgb, mtcnn.detect(rgb))
     np.testing.assert_allclose(given.probabilities, hopper_face.probabilities, atol=1e-5)
     assert predictor.timings.detection == 0
+    duck = type("Found", (), {"box": given.box, "landmarks": given.landmarks})()  # any object with a box will do
+    np.testing.assert_allclose(predictor.predict_faces(rgb, [duck])[0].probabilities, given.probabilities, atol=1e-6)
     assert predictor.predict_faces(rgb, []) == []
 
 
