@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -118,6 +121,21 @@ def test_mtcnn_finds_one_face_with_landmarks_in_order(hopper, mtcnn) -> None:
     assert le[0] < nose[0] < re[0] and ml[0] < mr[0]  # image-left before image-right
     assert max(le[1], re[1]) < nose[1] < min(ml[1], mr[1])  # eyes above nose above mouth
     assert all(x1 <= p[0] <= x2 and y1 <= p[1] <= y2 for p in d.landmarks)
+
+
+def test_mtcnn_works_without_requests() -> None:
+    """`pip install --no-deps facenet-pytorch` leaves out `requests`, which only its package __init__ needs."""
+    code = (
+        "import sys; sys.modules['requests'] = None\n"
+        "from ran_core.faces import create_detector\n"
+        "from ran_core.imageio import read_image\n"
+        f"d = create_detector('mtcnn').detect(read_image({str(SAMPLES / 'astronaut.jpg')!r}))\n"
+        "assert len(d) == 1 and d[0].landmarks.shape == (5, 2), d\n"
+        "assert 'facenet_pytorch' not in sys.modules\n"
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
 
 
 def test_haar_agrees_with_mtcnn(hopper, mtcnn, haar) -> None:

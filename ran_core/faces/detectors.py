@@ -6,7 +6,7 @@ coordinates. Three backends ship with ran_core, tried in this order by ``auto``:
 1. ``fan`` - face-alignment's S3FD detector + FAN 68-point landmarks (the most accurate landmarks). Its weights are
    downloaded into torch's hub cache the first time it is used with a network; without them it is skipped.
 2. ``mtcnn`` - facenet-pytorch's MTCNN (5 landmarks, weights ship inside the package):
-   ``pip install --no-deps facenet-pytorch==2.6.0 requests``.
+   ``pip install --no-deps facenet-pytorch==2.6.0``.
 3. ``haar`` - OpenCV's Haar cascade (no landmarks, so faces get the fixed region crops). Always available.
 
 Pick one explicitly with ``create_detector("mtcnn")`` or ``ran-core predict --detector mtcnn``. Other detectors can be

@@ -1,26 +1,50 @@
 """facenet-pytorch's MTCNN: face boxes and 5 landmarks, with its weights inside the package (works offline).
 
-An optional extra: ``pip install --no-deps facenet-pytorch==2.6.0 requests`` (its own pins on torch and numpy are
-stale, hence ``--no-deps``; ``requests`` is needed only because its package ``__init__`` imports it).
+An optional extra: ``pip install --no-deps facenet-pytorch==2.6.0`` (its own pins on torch and numpy are stale,
+hence ``--no-deps``).
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
+import sys
+import types
 
 import numpy as np
 import torch
 
 from ran_core.faces.detectors import DEFAULT_MAX_SIDE, Detection, DetectorUnavailable, DownscalingDetector
 
-INSTALL_HINT = "pip install --no-deps facenet-pytorch==2.6.0 requests"
+INSTALL_HINT = "pip install --no-deps facenet-pytorch==2.6.0"
 
 
 def check() -> str | None:
-    for module in ("facenet_pytorch", "requests"):
-        if importlib.util.find_spec(module) is None:
-            return f"{module} is not installed ({INSTALL_HINT})"
+    if importlib.util.find_spec("facenet_pytorch") is None:
+        return f"facenet-pytorch is not installed ({INSTALL_HINT})"
     return None
+
+
+def _import_mtcnn() -> type:
+    try:
+        from facenet_pytorch import MTCNN
+
+        return MTCNN
+    except ModuleNotFoundError as exc:
+        if exc.name != "requests":
+            raise
+    # The package __init__ also imports the face-recognition network, whose weight downloader needs `requests`, a
+    # dependency that `--no-deps` leaves out. MTCNN itself does not use it: import its module under a bare parent
+    # package instead, and leave no half-imported `facenet_pytorch` behind.
+    spec = importlib.util.find_spec("facenet_pytorch")
+    bare = types.ModuleType("facenet_pytorch")
+    bare.__path__ = list(spec.submodule_search_locations or [])
+    sys.modules["facenet_pytorch"] = bare
+    try:
+        return importlib.import_module("facenet_pytorch.models.mtcnn").MTCNN
+    finally:
+        if sys.modules.get("facenet_pytorch") is bare:
+            del sys.modules["facenet_pytorch"]
 
 
 class MTCNNDetector(DownscalingDetector):
@@ -46,7 +70,7 @@ class MTCNNDetector(DownscalingDetector):
     ) -> None:
         super().__init__(max_side, min_score, refine_below)
         try:
-            from facenet_pytorch import MTCNN
+            MTCNN = _import_mtcnn()
         except ImportError as exc:
             raise DetectorUnavailable(f"mtcnn needs facenet-pytorch ({INSTALL_HINT}): {exc}") from None
         self.mtcnn = MTCNN(keep_all=True, device=torch.device(device), min_face_size=min_face_size)
