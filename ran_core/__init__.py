@@ -9,12 +9,23 @@ from ran_core.structures import FERPLUS_CLASSES, FaceResult, ModelOutput, Region
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str):
+    # The Predictor pulls in OpenCV and the face detectors: import it on first use so `import ran_core` stays light.
+    if name == "Predictor":
+        from ran_core.predictor import Predictor
+
+        return Predictor
+    raise AttributeError(f"module 'ran_core' has no attribute {name!r}")
+
+
 __all__ = [
     "FERPLUS_CLASSES",
     "FaceResult",
     "ModelConfig",
     "ModelLoadError",
     "ModelOutput",
+    "Predictor",
     "RANCriterion",
     "RegionConfig",
     "RegionResult",
