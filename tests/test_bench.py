@@ -1,0 +1,144 @@
+"""``ran-core bench`` smoke tests: tiny sizes, one iteration, structure and equality checks (never timings)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ran_core import bench, create_model
+from ran_core.cli import main
+from ran_core.faces.detectors import Detection
+
+CPU = torch.device("cpu")
+
+
+def _tiny_plan() -> bench.BenchPlan:
+    return bench.BenchPlan(
+        region_cases=[("main model", None, None, 2), ("resnet18 small", "ran_resnet18", 32, 2)],
+        inference_batches=(1, 2),
+        inference_variants=("fp32", "channels_last", "bf16"),
+        train_batch=2,
+        train_variants=("fp32", "bf16"),
+        camera_frames=4,
+        detector_frames=0,
+        min_time=0.0,
+        min_iters=1,
+        warmup=0,
+        autotune_repeats=1,
+    )
+
+
+class _CentreDetector:
+    """Finds one face in the middle of every frame, instantly, so the camera path is tested without a CNN."""
+
+    name = "centre"
+
+    def detect(self, rgb: np.ndarray) -> list[Detection]:
+        h, w = rgb.shape[:2]
+        return [Detection((w * 0.3, h * 0.2, w * 0.7, h * 0.8), 0.99)]
+
+
+def test_region_strategies_agree_and_are_reported() -> None:
+    model = create_model("ran_compact", input_size=24).eval()
+    model.region_chunk = 2
+    r = bench.compare_region_strategies(model, 2, CPU, _tiny_plan())
+    assert r["outputs_equal"] is True
+    assert r["region_chunk"] == {"batched": None, "half": 3, "loop": 1}
+    for label in ("half", "loop"):
+        diffs = r["max_abs_diff"][label]
+        assert set(diffs) == {"logits", "probabilities", "alpha", "beta"}
+        assert all(0 <= v <= bench.EQUAL_ATOL for k, v in diffs.items() if k != "logits")
+    assert set(r["faces_per_s"]) == {"batched", "half", "loop"} and all(v > 0 for v in r["faces_per_s"].values())
+    assert r["batched_vs_loop_speedup"] > 0 and r["fastest"] in r["faces_per_s"]
+    assert r["autotune_pick"] in r["faces_per_s"]
+    assert model.region_chunk == 2  # the caller's model is left alone
+
+
+def test_inference_and_training_rows() -> None:
+    model = create_model("ran_compact", input_size=24)
+    inf = bench.bench_inference(model, CPU, (1, 2), ("fp32", "channels_last", "bf16"), _tiny_plan())
+    assert [(r["variant"], r["batch"]) for r in inf["rows"]] == [
+        (v, b) for v in ("fp32", "channels_last", "bf16") for b in (1, 2)
+    ]
+    bf16 = [r for r in inf["rows"] if r["variant"] == "bf16"]
+    assert all(0 <= r["max_prob_diff_vs_fp32"] < 0.1 for r in bf16)
+    assert set(inf["best"]) == {"1", "2"} and all(v["speedup_vs_fp32"] > 0 for v in inf["best"].values())
+
+    tr = bench.bench_training(create_model("baseline_compact", input_size=24), CPU, 2, ("fp32", "bf16"), _tiny_plan())
+    assert [r["variant"] for r in tr["rows"]] == ["fp32", "bf16"]
+    assert all(r["loss_finite"] and r["samples_per_s"] > 0 and r["peak_mem_mb"] is not None for r in tr["rows"])
+    assert tr["best"] in ("fp32", "bf16") and tr["memory_method"]
+    with pytest.raises(ValueError, match="fp16"):
+        bench.bench_inference(model, CPU, (1,), ("fp16",), _tiny_plan())
+
+
+def test_thread_counts_are_restored() -> None:
+    before = torch.get_num_threads()
+    th = bench.bench_threads(create_model("ran_compact", input_size=24), (1,), (1, 2), _tiny_plan())
+    assert torch.get_num_threads() == before
+    assert [(r["threads"], r["batch"]) for r in th["rows"]] == [(1, 1), (2, 1)]
+    assert th["best_threads"]["1"] in (1, 2)
+
+
+def test_camera_path_with_a_stub_detector() -> None:
+    model = create_model("ran_compact", input_size=24)
+    cam = bench.bench_camera(model, CPU, _CentreDetector(), frames=4, detect_every=(1, 2), detector_frames=0)
+    assert "skipped" not in cam, cam
+    assert cam["frames"] == 3 and cam["frames_with_one_face"] == 3 and cam["detector"] == "centre"
+    assert set(cam["ms_per_frame"]) == {"decode", "detection", "alignment_regions", "model", "overlay", "total"}
+    assert set(cam["per_face_latency_ms"]) == {"detection", "alignment_regions", "model"}
+    assert cam["end_to_end_fps"] > 0 and set(cam["detect_every"]) == {"1", "2"}
+
+
+def test_camera_path_says_why_it_is_skipped() -> None:
+    cam = bench.bench_camera(create_model("ran_compact"), CPU, "no-such-detector", frames=2)
+    assert set(cam) == {"skipped"} and "no-such-detector" in cam["skipped"]
+    result = bench.run_bench(device="cpu", plan=_tiny_plan(), sections=("camera",), detector="no-such-detector",
+                             progress=False)  # fmt: skip
+    assert result["end_to_end_fps"] is None and "skipped" in result["camera"]
+    report = bench.format_report(result)
+    assert "skipped: cannot build the predictor" in report and "end_to_end_fps: -" in report
+
+
+def test_test_video_is_640x480(tmp_path: Path) -> None:
+    import cv2
+
+    video = bench.write_camera_video(tmp_path / "v", frames=3)
+    cap = cv2.VideoCapture(str(video))
+    ok, frame = cap.read()
+    cap.release()
+    assert ok and frame.shape == (480, 640, 3)
+
+
+def test_run_bench_is_json_and_formats(monkeypatch) -> None:
+    result = bench.run_bench(device="cpu", plan=_tiny_plan(), sections=("regions", "camera"), progress=False,
+                             detector=_CentreDetector())  # fmt: skip
+    text = json.dumps(result, allow_nan=False)
+    assert "end_to_end_fps" in result and "batched_vs_loop_speedup" in result
+    assert result["batched_vs_loop_speedup"] == result["region_batching"][0]["batched_vs_loop_speedup"]
+    assert all(case["outputs_equal"] for case in result["region_batching"])
+    m = result["machine"]
+    assert m["torch"] == torch.__version__ and m["torch_threads"] >= 1 and m["cpu"]
+    assert len(result["notes"]) == 2 and result["models"]["ran"]["regions"] == 6
+    report = bench.format_report(result)
+    for needle in ("== machine", "(a) region batching", "(d) live camera path", "batched_vs_loop_speedup", "fps"):
+        assert needle in report
+    assert "inference" not in result and "ran_compact" in text
+
+
+def test_cli_writes_json(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(bench.BenchPlan, "quick", classmethod(lambda cls: _tiny_plan()))
+    out = tmp_path / "bench.json"
+    code = main(["bench", "--quick", "--device", "cpu", "--sections", "inference", "--no-progress", "--json", str(out)])
+    assert code == 0
+    data = json.loads(out.read_text())
+    assert data["inference"]["ran"]["rows"] and data["inference"]["baseline"]["rows"]
+    assert "camera" not in data and "region_batching" not in data
+    assert {r["threads"] for r in data["threads"]["rows"]} == {1, torch.get_num_threads()}
+    printed = capsys.readouterr().out
+    assert "(b) inference" in printed and str(out) in printed
+    assert main(["bench", "--model", "no-such-model", "--sections", "inference", "--no-progress"]) == 2
