@@ -16,8 +16,11 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-import ran_viewer  # noqa: F401 - clears OpenCV's Qt5 plugin paths before Qt is imported
-from ran_viewer.state import WEIGHT_MODES
+from ran_viewer._env import prepare_qt_environment
+
+prepare_qt_environment()  # before Qt is imported, even if the package __init__ was skipped
+
+from ran_viewer.state import WEIGHT_MODES  # noqa: E402
 
 logger = logging.getLogger("ran_viewer")
 MIN_SCREENSHOT_SIZE = (1280, 800)

@@ -8,7 +8,12 @@ from typing import Any
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication, QWidget
 
+from ran_viewer._env import prepare_qt_environment
 from ran_viewer.state import Event
+
+# Normally done by ``ran_viewer/__init__.py``; repeated here (idempotent, before any QApplication exists) for installs
+# where the package resolves as a namespace package and its __init__ never runs.
+prepare_qt_environment()
 
 BACKGROUND = "#1e1f22"
 PANEL = "#2b2d31"

@@ -108,7 +108,12 @@ class QtImageView(QWidget):
         self.editor = OcclusionEditor(state)
         self.region_items: list[tuple[int, int, QGraphicsRectItem, QColor]] = []
         self.face_items: list[tuple[int, QGraphicsRectItem]] = []
-        self._overlay: list[object] = []
+        # Overlay items are pooled and reused: adding and removing pyqtgraph items costs far more than moving them,
+        # and a camera redraws every frame.
+        self._rect_pool: list[QGraphicsRectItem] = []
+        self._text_pool: list[pg.TextItem] = []
+        self._n_rects = 0
+        self._n_texts = 0
         self._labels: list[tuple[pg.TextItem, list[tuple[QPointF, tuple[float, float]]], int]] = []
         self._label_font = QFont()
         self._label_font.setPointSizeF(8.5)
@@ -191,7 +196,7 @@ class QtImageView(QWidget):
             if shape != self._shape:  # a camera keeps the zoom; a new photo size resets it
                 self._shape = shape
                 self.vb.setRange(QRectF(0, 0, shape[1], shape[0]), padding=0.02)
-        self._on_overlay_changed()
+        # The overlay follows the ``predictions`` event, which every image change also emits.
 
     def _on_occluders(self, *_: object) -> None:
         img = self.state.display_image
@@ -223,37 +228,61 @@ class QtImageView(QWidget):
             self.landmarks_item.setData(x=xy[:, 0], y=xy[:, 1])
         else:
             self.landmarks_item.clear()
+        self._hide_unused()
         self._update_title()
         self._layout_labels()
 
     def _clear_overlay(self) -> None:
-        for item in self._overlay:
-            self.vb.removeItem(item)
-        self._overlay.clear()
+        self._n_rects = self._n_texts = 0
         self._labels.clear()
         self.region_items.clear()
         self.face_items.clear()
 
-    def _add(self, item: object, z: float) -> None:
+    def _hide_unused(self) -> None:
+        for item in self._rect_pool[self._n_rects :]:
+            item.setVisible(False)
+        for item in self._text_pool[self._n_texts :]:
+            item.setVisible(False)
+
+    def _rect(self, box: tuple[float, ...], pen: QPen, z: float) -> QGraphicsRectItem:
+        if self._n_rects == len(self._rect_pool):
+            item = QGraphicsRectItem()
+            self.vb.addItem(item)
+            self._rect_pool.append(item)
+        item = self._rect_pool[self._n_rects]
+        self._n_rects += 1
+        x1, y1, x2, y2 = box
+        item.setRect(QRectF(x1, y1, x2 - x1, y2 - y1))
+        item.setPen(pen)
         item.setZValue(z)
-        self.vb.addItem(item)
-        self._overlay.append(item)
+        item.setVisible(True)
+        return item
+
+    def _text(self, text: str, color: QColor | str, fill: QColor | str, z: float) -> pg.TextItem:
+        if self._n_texts == len(self._text_pool):
+            item = pg.TextItem("", anchor=(0, 0))
+            item.setFont(self._label_font)
+            self.vb.addItem(item)
+            self._text_pool.append(item)
+        item = self._text_pool[self._n_texts]
+        self._n_texts += 1
+        item.setText(text, color=QColor(color))
+        item.fill = pg.mkBrush(fill)
+        item.setZValue(z)
+        item.setVisible(True)
+        item.update()
+        return item
 
     def _draw_face(self, i: int, face: FaceResult, selected: bool, disagree: bool) -> None:
         x1, y1, x2, y2 = face.box
-        rect = QRectF(x1, y1, x2 - x1, y2 - y1)
         color = DISAGREE_COLOR if disagree else (SELECTED_FACE_COLOR if selected else FACE_COLOR)
         # In the RAN view region 0 ("face") already outlines the face in its weight colour: draw the face box there
         # only to flag a disagreement (dashed, so the region colour shows between the dashes).
         if not (self.role == "ran" and face.regions) or disagree:
             if not disagree:
-                halo = QGraphicsRectItem(rect)
-                halo.setPen(_pen(HALO_COLOR, 4.5 if selected else 3.5))
-                self._add(halo, 18)
-            item = QGraphicsRectItem(rect)
+                self._rect(face.box, _pen(HALO_COLOR, 4.5 if selected else 3.5), 18)
             style = Qt.PenStyle.DashLine if disagree else Qt.PenStyle.SolidLine
-            item.setPen(_pen(color, 2.5 if selected else 1.5, style))
-            self._add(item, 60)
+            item = self._rect(face.box, _pen(color, 2.5 if selected else 1.5, style), 60)
             self.face_items.append((i, item))
         text = f"#{i + 1} {face.label} {face.confidence:.0%}"
         if disagree:
@@ -261,9 +290,7 @@ class QtImageView(QWidget):
             if other is not None and i < len(self.state.ran_faces):
                 theirs = "baseline" if self.role == "ran" else "RAN"
                 text = f"#{i + 1} {face.label} ≠ {theirs}: {other.label}"
-        label = pg.TextItem(text, color="#111111" if not disagree else "#ffffff", fill=pg.mkBrush(color), anchor=(0, 1))
-        label.setFont(self._label_font)
-        self._add(label, 40)
+        label = self._text(text, "#111111" if not disagree else "#ffffff", color, 40)
         # Above the box; inside its top edge when the box touches the top of the image.
         self._labels.append((label, [(QPointF(x1, y1), (0, 1)), (QPointF(x1, y1), (0, 0))], -1))
 
@@ -274,23 +301,16 @@ class QtImageView(QWidget):
         for rank, k in enumerate(order):
             region = face.regions[k]
             x1, y1, x2, y2 = region.box
-            rect = QRectF(x1, y1, x2 - x1, y2 - y1)
             color = weight_color(values[k], levels, self.cmap)
             selected = k == sel_region
-            halo = QGraphicsRectItem(rect)
-            halo.setPen(_pen("#ffffff" if selected else HALO_COLOR, 7.0 if selected else 4.0))
-            self._add(halo, 20 + 2 * rank)
-            item = QGraphicsRectItem(rect)
-            item.setPen(_pen(color, 4.0 if selected else 2.0))
-            self._add(item, 21 + 2 * rank)
+            self._rect(region.box, _pen("#ffffff" if selected else HALO_COLOR, 7.0 if selected else 4.0), 20 + 2 * rank)
+            item = self._rect(region.box, _pen(color, 4.0 if selected else 2.0), 21 + 2 * rank)
             self.region_items.append((i, k, item, color))
             value = values[k]
             text = "–" if not math.isfinite(value) else f"{value:.2f}"
             if selected:
                 text = f"{region.name} {text}"
-            label = pg.TextItem(text, color=color, fill=pg.mkBrush(0, 0, 0, 200), anchor=(0, 0))
-            label.setFont(self._label_font)
-            self._add(label, 41 + rank)
+            label = self._text(text, color, QColor(0, 0, 0, 200), 41 + rank)
             cands = [
                 (QPointF(x1, y1), (0, 0)),
                 (QPointF(x2, y1), (1, 0)),

@@ -190,7 +190,10 @@ class QtMainWindow(QMainWindow):
             )
             self.addDockWidget(area, dock)
             self.docks[key] = dock
-        self.docks["thumbnails"].setTitleBarWidget(QWidget())  # the strip needs no title bar
+        no_title = QWidget()
+        no_title.setLayout(QVBoxLayout())
+        no_title.layout().setContentsMargins(0, 0, 0, 0)
+        self.docks["thumbnails"].setTitleBarWidget(no_title)  # the strip needs no title bar
         self.resizeDocks([self.docks["probabilities"]], [470], Qt.Orientation.Horizontal)
         self.resizeDocks(
             [self.docks["probabilities"], self.docks["weights"], self.docks["crop"]],
@@ -391,7 +394,7 @@ class QtMainWindow(QMainWindow):
         w = self.worker
         w.sig_models_loaded.connect(self._on_models_loaded)
         w.sig_image_loaded.connect(self._on_image_loaded)
-        w.sig_result.connect(self._on_result)
+        w.sig_result_ready.connect(self._on_result_ready)
         w.sig_error.connect(self._on_worker_error)
         w.sig_busy.connect(self._on_busy)
         w.sig_stats.connect(self._on_inference_stats)
@@ -409,8 +412,7 @@ class QtMainWindow(QMainWindow):
                 self.state.notify("Nothing to open.", "warning")
             return 0
         self.stop_camera()
-        self.state.set_sources(images, 0)
-        self._load_current()
+        self.state.set_sources(images, 0)  # its event loads the first image
         return len(images)
 
     def open_files_dialog(self) -> None:
@@ -459,8 +461,7 @@ class QtMainWindow(QMainWindow):
             self.state.notify("First image.")
 
     def _on_sources(self) -> None:
-        if self.state.current_source and self.state.current_source != self.state.image_path:
-            self._load_current()
+        self._load_current()
 
     def _load_current(self) -> None:
         path = self.state.current_source
@@ -511,6 +512,11 @@ class QtMainWindow(QMainWindow):
         if seq != self._image_seq:
             return  # the user moved on
         self.state.set_image(rgb, name, path or None)
+
+    def _on_result_ready(self) -> None:
+        analysis = self.worker.take_result()
+        if analysis is not None:
+            self._on_result(analysis)
 
     def _on_result(self, a: Analysis) -> None:
         state = self.state

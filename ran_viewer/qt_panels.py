@@ -39,12 +39,35 @@ def _plot_widget(title: str) -> pg.PlotWidget:
     return pw
 
 
-def _text(text: str, color: str, anchor: tuple[float, float] = (0, 0.5)) -> pg.TextItem:
-    item = pg.TextItem(text, color=color, anchor=anchor)
-    font = QFont()
-    font.setPointSizeF(7.5)
-    item.setFont(font)
-    return item
+class _TextPool:
+    """Value labels of a chart, reused between redraws (re-creating pyqtgraph items every camera frame is slow)."""
+
+    def __init__(self, plot: pg.PlotItem) -> None:
+        self.plot = plot
+        self.items: list[pg.TextItem] = []
+        self.used = 0
+        self.font = QFont()
+        self.font.setPointSizeF(7.5)
+
+    def reset(self) -> None:
+        self.used = 0
+
+    def put(self, text: str, color: str, x: float, y: float) -> pg.TextItem:
+        if self.used == len(self.items):
+            item = pg.TextItem("", anchor=(0, 0.5))
+            item.setFont(self.font)
+            self.plot.addItem(item)
+            self.items.append(item)
+        item = self.items[self.used]
+        self.used += 1
+        item.setText(text, color=QColor(color))
+        item.setPos(x, y)
+        item.setVisible(True)
+        return item
+
+    def finish(self) -> None:
+        for item in self.items[self.used :]:
+            item.setVisible(False)
 
 
 class QtProbabilityWidget(QWidget):
@@ -79,16 +102,14 @@ class QtProbabilityWidget(QWidget):
         for item in (self.ran_clean, self.base_clean):
             pi.addItem(item)
             item.setZValue(5)
-        self._texts: list[pg.TextItem] = []
+        self._texts = _TextPool(pi)
         self.ran_values: np.ndarray | None = None
         self.baseline_values: np.ndarray | None = None
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.plot)
         ev = state.events
-        subscribe(
-            self, [(ev.predictions, self._on_changed), (ev.selection, self._on_changed), (ev.image, self._on_changed)]
-        )
+        subscribe(self, [(ev.predictions, self._on_changed), (ev.selection, self._on_changed)])
         self._on_changed()
 
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt API
@@ -97,9 +118,7 @@ class QtProbabilityWidget(QWidget):
     def _on_changed(self, *_: object) -> None:
         state = self.state
         pi = self.plot.getPlotItem()
-        for t in self._texts:
-            pi.removeItem(t)
-        self._texts.clear()
+        self._texts.reset()
         i = state.selected_face
         ran = state.ran_faces[i] if i is not None and i < len(state.ran_faces) else None
         base = state.baseline_for(i) if i is not None else None
@@ -121,10 +140,8 @@ class QtProbabilityWidget(QWidget):
             if values is None:
                 continue
             for y, v in zip(ys, values):
-                t = _text(f"{v:.0%}", color)
-                t.setPos(min(float(v), 0.86) + 0.01, y + dy)
-                pi.addItem(t)
-                self._texts.append(t)
+                self._texts.put(f"{v:.0%}", color, min(float(v), 0.86) + 0.01, y + dy)
+        self._texts.finish()
         top = int(np.argmax(self.ran_values if self.ran_values is not None else self.baseline_values)) if n else -1
         ticks = [(float(k), ("▶ " if k == top else "") + name) for k, name in enumerate(names)]
         pi.getAxis("left").setTicks([ticks])
@@ -189,7 +206,7 @@ class QtRegionWeightWidget(QWidget):
             pi.addItem(item)
         self.message = pg.TextItem("", color="#9aa0a6", anchor=(0.5, 0.5))
         pi.addItem(self.message)
-        self._texts: list[pg.TextItem] = []
+        self._texts = _TextPool(pi)
         self.values: np.ndarray = np.zeros(0)
         self.colors: list[QColor] = []
         self.plot.scene().sigMouseClicked.connect(self._on_mouse_clicked)
@@ -203,7 +220,6 @@ class QtRegionWeightWidget(QWidget):
                 (ev.predictions, self._on_changed),
                 (ev.selection, self._on_changed),
                 (ev.weight_mode, self._on_changed),
-                (ev.image, self._on_changed),
             ],
         )
         self._on_changed()
@@ -214,9 +230,7 @@ class QtRegionWeightWidget(QWidget):
     def _on_changed(self, *_: object) -> None:
         state = self.state
         pi = self.plot.getPlotItem()
-        for t in self._texts:
-            pi.removeItem(t)
-        self._texts.clear()
+        self._texts.reset()
         i = state.selected_face
         face = state.ran_faces[i] if i is not None and i < len(state.ran_faces) else None
         mode_label = WEIGHT_LABELS[state.weight_mode]
@@ -228,6 +242,7 @@ class QtRegionWeightWidget(QWidget):
             for item in (self.bars, self.clean, self.selected_bar):
                 item.setOpts(x0=[], y=[], width=[], brushes=None)
             pi.getAxis("left").setTicks([[]])
+            self._texts.finish()
             if state.ran_faces or state.baseline_faces:
                 msg = "the baseline reads the whole face: no regions" if not state.ran_faces else "no region weights"
             else:
@@ -259,10 +274,8 @@ class QtRegionWeightWidget(QWidget):
             self.clean.setOpts(x0=[], y=[], width=[])
         xmax = float(max(np.max(finite, initial=0), np.max(cv, initial=0))) * 1.22 or 1.0
         for y, v in zip(ys, values):
-            t = _text(f"{v:.3f}", "#dddddd")
-            t.setPos(float(np.nan_to_num(v)) + xmax * 0.01, y)
-            pi.addItem(t)
-            self._texts.append(t)
+            self._texts.put(f"{v:.3f}", "#dddddd", float(np.nan_to_num(v)) + xmax * 0.01, y)
+        self._texts.finish()
         names = [r.name for r in face.regions]
         pi.getAxis("left").setTicks([[(float(k), n) for k, n in enumerate(names)]])
         pi.setXRange(0, xmax, padding=0)
@@ -302,6 +315,7 @@ class QtRegionCropWidget(QWidget):
         self.canvas.ci.layout.setRowStretchFactor(2, 1)
         self.thumbs: list[tuple[pg.ViewBox, pg.ImageItem]] = []
         self.shown: np.ndarray | None = None
+        self._big_shape: tuple[int, ...] | None = None
         self.canvas.scene().sigMouseClicked.connect(self._on_mouse_clicked)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -313,7 +327,6 @@ class QtRegionCropWidget(QWidget):
                 (ev.predictions, self._on_changed),
                 (ev.selection, self._on_changed),
                 (ev.weight_mode, self._on_changed),
-                (ev.image, self._on_changed),
             ],
         )
         self._on_changed()
@@ -334,7 +347,9 @@ class QtRegionCropWidget(QWidget):
             img.setImage(_display_crop(crops[j]), levels=(0, 255), autoLevels=False)
             color = weight_color(values[j], levels, self.cmap) if j < len(values) else QColor("#888888")
             vb.setBorder(pg.mkPen("#ffffff" if j == k else color, width=3 if j == k else 2))
-            vb.autoRange(padding=0.04)
+            if crops[j].shape != getattr(vb, "_shown_shape", None):
+                vb._shown_shape = crops[j].shape
+                vb.autoRange(padding=0.04)
         if face is None:
             self._show(None, "Region crop — no face selected")
         elif k is not None and crops is not None and k < n:
@@ -359,7 +374,9 @@ class QtRegionCropWidget(QWidget):
             return
         self.shown = _display_crop(crop)
         self.big.setImage(self.shown, levels=(0, 255), autoLevels=False)
-        self.big_vb.autoRange(padding=0.02)
+        if self.shown.shape != self._big_shape:
+            self._big_shape = self.shown.shape
+            self.big_vb.autoRange(padding=0.02)
 
     def _ensure_thumbs(self, n: int) -> None:
         if len(self.thumbs) == n:

@@ -72,7 +72,7 @@ class ViewerEvents:
     """The events of a :class:`ViewerState`. Each fires after the change, with the arguments given below."""
 
     def __init__(self) -> None:
-        self.image = Event("image")  # () new image (faces, occluders and selection were reset)
+        self.image = Event("image")  # () new pixels; ``predictions`` follows (faces, occluders, selection reset)
         self.predictions = Event("predictions")  # () new RAN/baseline faces
         self.selection = Event("selection")  # () selected face or region changed
         self.weight_mode = Event("weight_mode")  # (mode)
@@ -172,6 +172,7 @@ class ViewerState:
         self._display_image = None
         self.selected_face = self.selected_region = None
         self.events.image.emit()
+        self.events.predictions.emit()  # the faces were cleared
 
     def set_frame(
         self, frame: np.ndarray, ran_faces: list[FaceResult], baseline_faces: list[FaceResult], name: str = "camera"
@@ -204,6 +205,7 @@ class ViewerState:
         self._display_image = None
         self.selected_face = self.selected_region = None
         self.events.image.emit()
+        self.events.predictions.emit()  # the faces were cleared
 
     def set_predictions(self, ran_faces: list[FaceResult], baseline_faces: list[FaceResult]) -> None:
         """New model results for the displayed image; keeps the selection when it is still valid."""

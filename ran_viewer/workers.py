@@ -74,15 +74,17 @@ class InferenceWorker(QThread):
     Signals:
         sig_models_loaded(ModelsInfo): models (re)loaded; ``errors`` lists what failed.
         sig_image_loaded(seq, rgb, name, path): a still image was decoded, before it is analysed.
-        sig_result(Analysis): one request analysed.
-        sig_error(seq, message): a request failed (unreadable image, model error); ``seq`` -1 for model loading.
+        sig_result_ready(): a result waits in the result slot; fetch it with :meth:`take_result`. Results are
+            delivered latest-only too: one signal is outstanding at a time and a newer result replaces an untaken
+            one, so a GUI that redraws slower than the camera never builds a backlog of queued results.
+        sig_error(seq, message): a request failed (unreadable image, model error).
         sig_busy(bool): work started / the queue ran empty.
-        sig_stats(analysed_fps, dropped): after every camera frame.
+        sig_stats(analysed_fps, dropped): about twice a second while camera frames arrive.
     """
 
     sig_models_loaded = Signal(object)
     sig_image_loaded = Signal(int, object, str, str)
-    sig_result = Signal(object)
+    sig_result_ready = Signal()
     sig_error = Signal(int, str)
     sig_busy = Signal(bool)
     sig_stats = Signal(float, int)
@@ -107,6 +109,8 @@ class InferenceWorker(QThread):
         self.dropped_frames = 0
         self.processed: list[tuple[str, int]] = []  # (kind, seq or frame index) of the last requests, for tests
         self._fps = RateMeter()
+        self._result: Analysis | None = None
+        self._last_stats = 0.0
 
     # --- thread-safe API -------------------------------------------------------------------------------------------
 
@@ -165,11 +169,24 @@ class InferenceWorker(QThread):
             self._fps = RateMeter()
             self.analyzer.reset_tracking()
 
+    def take_result(self) -> Analysis | None:
+        """The newest undelivered result (GUI thread, on ``sig_result_ready``), or ``None`` if already taken."""
+        with QMutexLocker(self._mutex):
+            result, self._result = self._result, None
+            return result
+
+    def _deliver(self, analysis: Analysis) -> None:
+        with QMutexLocker(self._mutex):
+            signal_needed = self._result is None
+            self._result = analysis
+        if signal_needed:
+            self.sig_result_ready.emit()
+
     @property
     def pending(self) -> bool:
-        """A request or a model load is waiting."""
+        """A request, a model load or an untaken result is waiting."""
         with QMutexLocker(self._mutex):
-            return self._pending is not None or bool(self._control)
+            return self._pending is not None or bool(self._control) or self._result is not None
 
     def _put(self, request: _Request) -> None:  # caller holds the mutex
         if self._pending is not None and self._pending.kind == "frame":
@@ -251,10 +268,13 @@ class InferenceWorker(QThread):
             )
             self.processed.append((req.kind, req.frame_index if req.kind == "frame" else req.seq))
             del self.processed[:-1000]
-            self.sig_result.emit(analysis)
+            self._deliver(analysis)
             if req.kind == "frame":
                 self._fps.tick()
-                self.sig_stats.emit(self._fps.rate, self.dropped_frames)
+                now = time.perf_counter()
+                if now - self._last_stats > 0.5:
+                    self._last_stats = now
+                    self.sig_stats.emit(self._fps.rate, self.dropped_frames)
         except ImageReadError as exc:
             self.sig_error.emit(req.seq, str(exc))
         except Exception as exc:  # noqa: BLE001 - a model error must not kill the thread
@@ -312,7 +332,7 @@ class CameraWorker(QThread):
             source = self._factory()
             source.open()
             self.sig_opened.emit(source.name)
-            meter, last_stats, failures = RateMeter(), 0.0, 0
+            meter, last_stats, failures = RateMeter(), time.perf_counter(), 0
             while True:
                 stop, paused = self._flags()
                 if stop:
@@ -323,6 +343,7 @@ class CameraWorker(QThread):
                 frame = source.read()
                 if frame is None:
                     if getattr(source, "ended", False):
+                        self.sig_stats.emit(meter.rate)
                         self.sig_ended.emit()
                         break
                     failures += 1

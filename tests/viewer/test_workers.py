@@ -1,0 +1,243 @@
+"""The worker threads: inference (latest request wins), camera capture (stale frames dropped), thumbnails."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import FakePredictor, face_image
+
+from ran_viewer.analysis import Analyzer, ModelsInfo
+from ran_viewer.camera import CameraError, OpenCVCamera, VideoFileSource
+from ran_viewer.occlusion import RectOccluder
+from ran_viewer.workers import CameraWorker, InferenceWorker, ThumbnailWorker, load_thumbnail, retire
+
+
+def collect(worker: InferenceWorker) -> list:
+    """Take every result the worker delivers (as the main window does)."""
+    got: list = []
+
+    def take() -> None:
+        result = worker.take_result()
+        if result is not None:
+            got.append(result)
+
+    worker.sig_result_ready.connect(take)
+    return got
+
+
+@pytest.fixture
+def make_worker(qtbot):
+    """Start an InferenceWorker around the given predictors; retire it after the test."""
+    workers = []
+
+    def make(ran=None, baseline=None, **kw) -> InferenceWorker:
+        w = InferenceWorker(Analyzer(ran, baseline), **kw)
+        w.start()
+        workers.append(w)
+        return w
+
+    yield make
+    for w in workers:
+        retire(w)
+
+
+def test_image_request_loads_then_analyses(qtbot, make_worker, image_files: list[Path]) -> None:
+    w = make_worker(FakePredictor("ran"), FakePredictor("baseline"))
+    loaded, results = [], collect(w)
+    w.sig_image_loaded.connect(lambda *a: loaded.append(a))
+    seq = w.submit_image(str(image_files[0]), "img_0.png", str(image_files[0]))
+    qtbot.waitUntil(lambda: len(results) == 1, timeout=5000)
+    a = results[0]
+    assert a.kind == "image" and a.seq == seq and a.name == "img_0.png"
+    assert len(a.ran_faces) == len(a.baseline_faces) == 1 and a.image.shape == (240, 320, 3)
+    assert loaded and loaded[0][0] == seq and loaded[0][1].shape == (240, 320, 3)
+
+
+def test_unreadable_image_and_model_errors_are_signals(qtbot, make_worker, image_files: list[Path]) -> None:
+    broken = FakePredictor("ran")
+    broken.predict_faces = lambda *a: (_ for _ in ()).throw(RuntimeError("boom"))
+    w = make_worker(broken)
+    with qtbot.waitSignal(w.sig_error, timeout=5000) as blocker:
+        seq = w.submit_image(str(image_files[-1]))
+    assert blocker.args[0] == seq and "broken.jpg" in blocker.args[1]
+    with qtbot.waitSignal(w.sig_error, timeout=5000) as blocker:
+        w.submit_image(face_image())
+    assert "Analysis failed" in blocker.args[1] and "boom" in blocker.args[1]
+    assert w.isRunning()  # the thread survived both
+
+
+def test_latest_request_wins(qtbot, make_worker) -> None:
+    slow = FakePredictor("ran", delay=0.15)
+    w = make_worker(slow)
+    got = collect(w)
+    seqs = [w.submit_image(face_image(seed=i)) for i in range(6)]
+    qtbot.waitUntil(lambda: bool(got) and got[-1].seq == seqs[-1], timeout=5000)
+    results = [a.seq for a in got]
+    qtbot.wait(50)
+    assert len(results) <= 2 and slow.calls <= 2  # the 4 or 5 requests in between were replaced, never run
+
+
+def test_occlusion_request_applies_occluders_and_keeps_boxes(qtbot, make_worker) -> None:
+    w = make_worker(FakePredictor("ran"))
+    img = face_image()
+    faces = FakePredictor("ran")(img)
+    occ = RectOccluder(x1=0, y1=0, x2=320, y2=120)
+    got = collect(w)
+    w.submit_occlusion(img, [occ], faces, image_seq=3)
+    qtbot.waitUntil(lambda: len(got) == 1, timeout=5000)
+    a = got[0]
+    assert a.kind == "occlusion" and a.image_seq == 3 and (a.image[:120] == 0).all()
+    assert (
+        a.ran_faces[0].box == faces[0].box and a.ran_faces[0].probabilities.tolist() != faces[0].probabilities.tolist()
+    )
+
+
+def test_model_loading_is_queued_and_reported(qtbot) -> None:
+    calls = []
+
+    def loader(ran, baseline, detector, device):
+        calls.append((ran, baseline, detector))
+        return Analyzer(FakePredictor("ran")), ModelsInfo(ran_name="fake", errors=["baseline missing"])
+
+    w = InferenceWorker(loader=loader)
+    results = collect(w)
+    w.start()
+    try:
+        with qtbot.waitSignal(w.sig_models_loaded, timeout=5000) as blocker:
+            w.load_models("ran-x", "base-y", "haar")
+            w.submit_image(face_image())  # queued behind the load, not dropping it
+        assert blocker.args[0].errors == ["baseline missing"] and calls == [("ran-x", "base-y", "haar")]
+        qtbot.waitUntil(lambda: len(results) == 1, timeout=5000)
+        assert results[0].ran_faces  # analysed with the freshly loaded model
+    finally:
+        retire(w)
+
+
+def test_camera_frames_latest_only_stale_frames_dropped(qtbot, make_worker, fake_camera_video: Path) -> None:
+    """A fast camera, a slow model and a slow GUI: frames that arrive while the model is busy replace each other
+    (counted as dropped) instead of queueing, and results the GUI has not taken yet are replaced too, so what gets
+    analysed and shown is always the newest frame."""
+    slow = FakePredictor("ran", delay=0.04)
+    inference = make_worker(slow)
+    shown: list[int] = []
+
+    def slow_gui() -> None:
+        result = inference.take_result()
+        if result is not None:
+            shown.append(result.frame_index)
+            time.sleep(0.1)  # a redraw slower than the model
+
+    inference.sig_result_ready.connect(slow_gui)
+    cam = CameraWorker(lambda: VideoFileSource(fake_camera_video, fps=300), inference.submit_frame)
+    stats = []
+    cam.sig_stats.connect(stats.append)
+    with qtbot.waitSignal(cam.sig_ended, timeout=10000):
+        cam.start()
+    cam.wait(2000)
+    qtbot.waitUntil(lambda: not inference.pending, timeout=5000)
+    qtbot.wait(150)
+    analysed = [i for kind, i in inference.processed if kind == "frame"]
+    assert cam.frames_read == 60
+    assert analysed == sorted(set(analysed)) and shown == sorted(set(shown))  # never older after newer
+    assert 2 <= len(analysed) < 40 and inference.dropped_frames > 20
+    assert len(analysed) + inference.dropped_frames == 60  # every frame was analysed or dropped, none left queued
+    assert analysed[-1] == 60 and shown[-1] == 60  # the newest frame is never dropped
+    assert len(shown) < len(analysed)  # the slow GUI skipped results instead of queueing them
+    assert stats and max(stats) > 30
+    # Which frame was analysed is visible in the pixels: brightness grows 4 per frame.
+    assert slow.seen[-1] > slow.seen[0]
+    retire(cam)
+
+
+def test_camera_pause_and_resume(qtbot, fake_camera_video: Path) -> None:
+    got = []
+    cam = CameraWorker(lambda: VideoFileSource(fake_camera_video, fps=100), lambda f, i: got.append(i))
+    cam.start()
+    try:
+        qtbot.waitUntil(lambda: len(got) >= 3, timeout=5000)
+        cam.set_paused(True)
+        qtbot.wait(60)
+        n = len(got)
+        qtbot.wait(100)
+        assert len(got) == n  # paused: no frames
+        cam.set_paused(False)
+        qtbot.waitUntil(lambda: len(got) > n, timeout=5000)
+    finally:
+        retire(cam)
+    assert not cam.isRunning()
+
+
+def test_missing_camera_reports_clearly(qtbot) -> None:
+    class Missing:
+        name = "camera 7"
+        ended = False
+
+        def open(self):
+            raise CameraError("Camera 7 could not be opened: it is missing")
+
+        def read(self):
+            return None
+
+        def close(self):
+            pass
+
+    cam = CameraWorker(Missing, lambda f, i: None)
+    with qtbot.waitSignal(cam.sig_error, timeout=5000) as blocker:
+        cam.start()
+    assert "could not be opened" in blocker.args[0]
+    retire(cam)
+
+
+def test_real_missing_camera_index(qtbot) -> None:
+    cam = CameraWorker(lambda: OpenCVCamera(97), lambda f, i: None)
+    with qtbot.waitSignal(cam.sig_error, timeout=10000) as blocker:
+        cam.start()
+    assert "Camera 97 could not be opened" in blocker.args[0]
+    retire(cam)
+
+
+def test_unplugged_camera_reports_and_stops(qtbot) -> None:
+    class Unplugged:
+        name = "camera 0"
+        ended = False
+        reads = 0
+
+        def open(self):
+            pass
+
+        def read(self):
+            Unplugged.reads += 1
+            return np.zeros((8, 8, 3), np.uint8) if Unplugged.reads < 3 else None
+
+        def close(self):
+            pass
+
+    cam = CameraWorker(Unplugged, lambda f, i: None)
+    cam.MAX_FAILED_READS = 5
+    with qtbot.waitSignal(cam.sig_error, timeout=5000) as blocker:
+        cam.start()
+    assert "stopped delivering frames" in blocker.args[0] and cam.frames_read == 2
+    retire(cam)
+
+
+def test_thumbnails_load_off_thread(qtbot, image_files: list[Path]) -> None:
+    w = ThumbnailWorker([str(p) for p in image_files], size=32)
+    got = {}
+    w.sig_thumbnail.connect(lambda i, img: got.__setitem__(i, img))
+    with qtbot.waitSignal(w.finished, timeout=5000):
+        w.start()
+    qtbot.waitUntil(lambda: len(got) == 4, timeout=2000)
+    assert max(got[0].width(), got[0].height()) == 32 and got[3].isNull()  # the broken file: empty thumbnail
+    assert load_thumbnail("/no/such/file.png").isNull()
+
+
+def test_retire_stops_a_busy_worker(qtbot) -> None:
+    w = InferenceWorker(Analyzer(FakePredictor("ran", delay=0.2)))
+    w.start()
+    w.submit_image(face_image())
+    time.sleep(0.05)
+    retire(w)
+    assert not w.isRunning()
