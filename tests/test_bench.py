@@ -18,7 +18,7 @@ CPU = torch.device("cpu")
 
 def _tiny_plan() -> bench.BenchPlan:
     return bench.BenchPlan(
-        region_cases=[("main model", None, None, 2), ("resnet18 small", "ran_resnet18", 32, 2)],
+        region_cases=[("main model", None, None, 2), ("compact 16px", "ran_compact", 16, 2)],
         inference_batches=(1, 2),
         inference_variants=("fp32", "channels_last", "bf16"),
         train_batch=2,
