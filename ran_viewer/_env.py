@@ -10,8 +10,9 @@ import os
 import sys
 
 # The non-headless opencv-python wheel points QT_QPA_PLATFORM_PLUGIN_PATH and QT_QPA_FONTDIR at the Qt5 plugins and
-# fonts bundled inside cv2 as soon as ``cv2`` is imported. PySide6 (Qt6) then loads those Qt5 platform plugins and
-# aborts ("Could not load the Qt platform plugin xcb"). Importing cv2 here, before any Qt import, and dropping the
+# fonts bundled inside cv2 as soon as ``cv2`` is imported. PySide6 (Qt6) then searches cv2's Qt5 platform plugins
+# first (depending on the versions this aborts start-up with "Could not load the Qt platform plugin xcb") and takes its
+# fonts from cv2's small font folder only. Importing cv2 here, before any QApplication exists, and dropping the
 # variables that point into cv2's folder keeps both libraries usable in one process, whatever the import order.
 _CV2_QT_VARS = ("QT_QPA_PLATFORM_PLUGIN_PATH", "QT_QPA_FONTDIR")
 

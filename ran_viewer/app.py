@@ -107,6 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.screenshot:
         return _screenshot(app, window, args)
 
+    screen = app.primaryScreen().availableGeometry() if app.primaryScreen() else None
+    if screen is not None:
+        window.resize(min(1600, screen.width()), min(1000, screen.height()))
     window.show()
     if args.camera is not None:
         window.start_camera(int(args.camera) if str(args.camera).isdigit() else args.camera)

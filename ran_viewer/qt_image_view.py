@@ -34,8 +34,13 @@ def weight_colormap() -> pg.ColorMap:
     return pg.colormap.get(COLORMAP_NAME)
 
 
+NO_WEIGHT_COLOR = "#8a8d91"
+
+
 def weight_color(value: float, levels: tuple[float, float], cmap: pg.ColorMap | None = None) -> QColor:
-    """The colour of ``value`` on the scale ``levels`` (what the region boxes and bars are drawn in)."""
+    """The colour of ``value`` on the scale ``levels`` (what the region boxes and bars are drawn in); grey for NaN."""
+    if not math.isfinite(value):
+        return QColor(NO_WEIGHT_COLOR)
     cmap = cmap or weight_colormap()
     rgba = cmap.map(np.array([normalized(value, levels)]), mode="byte")[0]
     return QColor(int(rgba[0]), int(rgba[1]), int(rgba[2]))
@@ -215,6 +220,8 @@ class QtImageView(QWidget):
         disagree = set(state.disagreements())
         levels = state.weight_levels()
         if self.colorbar is not None:
+            # A colour bar without region weights (no RAN model, no face) would explain nothing.
+            self.colorbar.setVisible(any(f.regions and math.isfinite(f.regions[0].alpha) for f in faces))
             self.colorbar.setLevels(values=levels)
             self.colorbar.getAxis("left").setLabel(WEIGHT_LABELS[state.weight_mode], color="#cccccc")
         for i, face in enumerate(faces):

@@ -121,6 +121,7 @@ class QtMainWindow(QMainWindow):
         self._on_models()
         self._on_weight_mode(self.state.weight_mode)
         self._on_tool_state()
+        self.docks["thumbnails"].setVisible(len(self.state.sources) > 1)
 
     # --- construction ----------------------------------------------------------------------------------------------
 
@@ -269,7 +270,7 @@ class QtMainWindow(QMainWindow):
             act = self._action(
                 TOOL_SHORT[tool],
                 lambda _=False, t=tool: self.set_tool(t),
-                str(n + 1) if n else "Esc",
+                str(n) if n else "Esc",
                 checkable=True,
                 tip=TOOL_LABELS[tool],
             )
@@ -461,6 +462,7 @@ class QtMainWindow(QMainWindow):
             self.state.notify("First image.")
 
     def _on_sources(self) -> None:
+        self.docks["thumbnails"].setVisible(len(self.state.sources) > 1)
         self._load_current()
 
     def _load_current(self) -> None:

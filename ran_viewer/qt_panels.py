@@ -340,7 +340,7 @@ class QtRegionCropWidget(QWidget):
         k = state.selected_region
         crops = None if face is None else face.region_crops
         n = 0 if crops is None else len(crops)
-        self._ensure_thumbs(n)
+        self._ensure_thumbs(n if n > 1 else 0)  # a strip of one (the baseline's whole face) repeats the big view
         levels = state.weight_levels()
         values = state.region_values(face) if face is not None and face.regions else np.zeros(0)
         for j, (vb, img) in enumerate(self.thumbs):
@@ -456,7 +456,6 @@ class QtThumbnailStripWidget(QListWidget):
             self.blockSignals(False)
         if 0 <= idx < self.count():
             self.scrollToItem(self.item(idx))
-        self.setVisible(len(self._paths) > 1)
 
     def _start_worker(self) -> None:
         retire(self._worker)
