@@ -98,6 +98,7 @@ class QtMainWindow(QMainWindow):
         self.camera_worker: CameraWorker | None = None
         self._models = models
         self._models_pending = models is not None
+        self._detector_name = ""
         self._busy = False
         self._image_seq = -1
         self._applied_seq = -1
@@ -122,6 +123,9 @@ class QtMainWindow(QMainWindow):
         self._on_weight_mode(self.state.weight_mode)
         self._on_tool_state()
         self.docks["thumbnails"].setVisible(len(self.state.sources) > 1)
+        self._dock_visible: dict[str, bool] = {}
+        self._dock_hidden_for_tab: set[str] = set()
+        self.tabs.currentChanged.connect(self._on_tab_changed)
 
     # --- construction ----------------------------------------------------------------------------------------------
 
@@ -168,6 +172,19 @@ class QtMainWindow(QMainWindow):
         for widget, title in ((self.evaluation_widget, "Evaluation"), (self.subset_widget, "Subsets")):
             widget.sig_open_image.connect(self._on_open_image_request)
             self.tabs.addTab(widget, title)
+
+    def _on_tab_changed(self, index: int) -> None:
+        """The attention docks and tools belong to the Attention tab: hide them on the evaluation tabs."""
+        attention = index == 0
+        for key in ("probabilities", "weights", "crop", "thumbnails"):
+            dock = self.docks[key]
+            if attention:
+                dock.setVisible(self._dock_visible.get(key, dock.isVisible()))
+            elif key not in self._dock_hidden_for_tab:
+                self._dock_visible[key] = dock.isVisible()
+                dock.setVisible(False)
+        self._dock_hidden_for_tab = set() if attention else set(self.docks)
+        self.occlusion_toolbar.setEnabled(attention)
 
     def _build_docks(self) -> None:
         self.prob_widget = QtProbabilityWidget(self.state)
@@ -340,6 +357,7 @@ class QtMainWindow(QMainWindow):
             tb.addAction(a)
 
         ot = QToolBar("Occlusion")
+        self.occlusion_toolbar = ot
         ot.setObjectName("toolbar_occlusion")
         ot.setMovable(False)
         ot.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
@@ -462,7 +480,9 @@ class QtMainWindow(QMainWindow):
             self.state.notify("First image.")
 
     def _on_sources(self) -> None:
-        self.docks["thumbnails"].setVisible(len(self.state.sources) > 1)
+        self._dock_visible["thumbnails"] = len(self.state.sources) > 1
+        if self.tabs.currentIndex() == 0:
+            self.docks["thumbnails"].setVisible(self._dock_visible["thumbnails"])
         self._load_current()
 
     def _load_current(self) -> None:
@@ -495,6 +515,7 @@ class QtMainWindow(QMainWindow):
 
     def _on_models_loaded(self, info: ModelsInfo) -> None:
         self._models_pending = False
+        self._detector_name = info.detector
         self.state.set_model_names(info.ran_name, info.baseline_name)
         for err in info.errors:
             self.state.notify(err, "error")
@@ -775,6 +796,8 @@ class QtMainWindow(QMainWindow):
     def _on_models(self) -> None:
         s = self.state
         parts = [f"RAN: {s.ran_model_name or '—'}", f"baseline: {s.baseline_model_name or '—'}"]
+        if self._detector_name:
+            parts.append(f"faces: {self._detector_name}")
         self.models_label.setText(" · ".join(parts) if not self._models_pending else "loading models…")
 
     def load_model_dialog(self, which: str) -> None:

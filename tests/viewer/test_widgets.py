@@ -288,3 +288,17 @@ def test_bad_models_are_reported_and_the_viewer_keeps_running(qtbot, tmp_path: P
         assert "not loaded" in win.ran_view.title.text
     finally:
         win.shutdown()
+
+
+def test_evaluation_tabs_open_images_in_the_main_view(qtbot, window, image_files: list[Path]) -> None:
+    """The evaluation view and the subset browser are hosted as tabs; clicking an image there opens it here."""
+    titles = [window.tabs.tabText(i) for i in range(window.tabs.count())]
+    assert titles[0] == "Attention" and "Evaluation" in titles
+    if window.evaluation_widget is None:
+        pytest.skip("evaluation panels not installed")
+    window.tabs.setCurrentWidget(window.evaluation_widget)
+    assert not window.docks["probabilities"].isVisible()  # the attention panels make room for the evaluation
+    window.evaluation_widget.sig_open_image.emit(str(image_files[1]))
+    assert window.wait_idle(10)
+    assert window.tabs.currentIndex() == 0 and window.state.image_name == "img_1.png" and window.state.ran_faces
+    assert window.docks["probabilities"].isVisible()
