@@ -117,6 +117,7 @@ class Analyzer:
 
     @property
     def loaded(self) -> bool:
+        """Whether any model is available."""
         return self.ran is not None or self.baseline is not None
 
     @classmethod
@@ -198,6 +199,7 @@ class Analyzer:
         return ran_faces, base_faces
 
     def reset_tracking(self) -> None:
+        """Forget the faces of earlier frames (a new camera session)."""
         self._last_frame_faces = []
         if self._tracker is not None:
             self._tracker.reset()

@@ -48,6 +48,7 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``ran-viewer`` command-line parser."""
     p = argparse.ArgumentParser(
         prog="ran-viewer",
         description="Desktop viewer of Region Attention Networks: face regions coloured by attention, RAN beside the "

@@ -152,6 +152,7 @@ class RateMeter:
         self._times: collections.deque[float] = collections.deque()
 
     def tick(self, now: float | None = None) -> None:
+        """Record one event (now, or at ``now`` seconds)."""
         now = time.perf_counter() if now is None else now
         self._times.append(now)
         while self._times and now - self._times[0] > self.window:
@@ -159,6 +160,7 @@ class RateMeter:
 
     @property
     def rate(self) -> float:
+        """Events per second over the window."""
         if len(self._times) < 2:
             return 0.0
         span = self._times[-1] - self._times[0]

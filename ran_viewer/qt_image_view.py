@@ -173,6 +173,7 @@ class QtImageView(QWidget):
         )
         self._on_tool()
         self._on_image()
+        self._on_overlay_changed()
 
     # --- state -> view ---------------------------------------------------------------------------------------------
 
@@ -183,13 +184,14 @@ class QtImageView(QWidget):
 
     @property
     def model_name(self) -> str:
+        """The name of this view's model (empty when not loaded)."""
         return self.state.ran_model_name if self.role == "ran" else self.state.baseline_model_name
 
     def _on_image(self, *_: object) -> None:
         img = self.state.display_image
         if img is None:
             self.image_item.clear()
-            self.hint.setText("Open images (Ctrl+O) or a folder (Ctrl+Shift+O), paste (Ctrl+V), or drop files here")
+            self.hint.setText("Open images (Ctrl+O) or a folder (Ctrl+Shift+O),\npaste (Ctrl+V), or drop files here")
             self.hint.setPos(0, 0)
             self.hint.setVisible(self.role == "ran")
             self._shape = None

@@ -435,12 +435,14 @@ class QtMainWindow(QMainWindow):
         return len(images)
 
     def open_files_dialog(self) -> None:
+        """Ask for image files and open them."""
         exts = " ".join(f"*{e}" for e in IMAGE_EXTENSIONS)
         files, _ = QFileDialog.getOpenFileNames(self, "Open images", "", f"Images ({exts});;All files (*)")
         if files:
             self.open_paths(files)
 
     def open_folder_dialog(self) -> None:
+        """Ask for a folder and browse its images."""
         folder = QFileDialog.getExistingDirectory(self, "Open a folder of images")
         if folder:
             self.open_paths([folder])
@@ -472,10 +474,12 @@ class QtMainWindow(QMainWindow):
         self.state.notify("The clipboard holds no image and no image paths.", "warning")
 
     def next_image(self) -> None:
+        """Show the next image of the list."""
         if not self.state.next_source() and self.state.sources:
             self.state.notify("Last image.")
 
     def previous_image(self) -> None:
+        """Show the previous image of the list."""
         if not self.state.previous_source() and self.state.sources:
             self.state.notify("First image.")
 
@@ -606,6 +610,7 @@ class QtMainWindow(QMainWindow):
     # --- occlusion -------------------------------------------------------------------------------------------------
 
     def set_tool(self, tool: str) -> None:
+        """Choose the occlusion tool (``none`` selects and pans)."""
         self.state.occlusion_tool = tool
 
     def _on_tool_state(self) -> None:
@@ -648,6 +653,7 @@ class QtMainWindow(QMainWindow):
     # --- camera ----------------------------------------------------------------------------------------------------
 
     def toggle_camera(self) -> None:
+        """Start or stop the camera."""
         if self.state.camera.running:
             self.stop_camera()
         else:
@@ -674,6 +680,7 @@ class QtMainWindow(QMainWindow):
         self.state.notify(f"Starting {name}…")
 
     def stop_camera(self) -> None:
+        """Stop live analysis (stops, waits for and disconnects the camera thread)."""
         if self.camera_worker is None and not self.state.camera.running:
             return
         retire(self.camera_worker)
@@ -682,6 +689,7 @@ class QtMainWindow(QMainWindow):
             self.state.set_camera(running=False, paused=False)
 
     def toggle_pause(self) -> None:
+        """Pause or resume the camera (Space)."""
         if not self.state.camera.running or self.camera_worker is None:
             self.act_pause.setChecked(False)
             return
@@ -765,6 +773,7 @@ class QtMainWindow(QMainWindow):
             self.weight_combo.setCurrentIndex(idx)
 
     def cycle_weight_mode(self) -> None:
+        """Colour regions by the next weight: α, β, α·β."""
         modes = list(WEIGHT_MODES)
         self.state.weight_mode = modes[(modes.index(self.state.weight_mode) + 1) % len(modes)]
 
@@ -801,6 +810,7 @@ class QtMainWindow(QMainWindow):
         self.models_label.setText(" · ".join(parts) if not self._models_pending else "loading models…")
 
     def load_model_dialog(self, which: str) -> None:
+        """Ask for a saved model folder and load it as the RAN or the baseline model."""
         path = QFileDialog.getExistingDirectory(
             self, f"Choose a saved {which} model folder (model.safetensors + config.json)"
         )
@@ -834,6 +844,7 @@ class QtMainWindow(QMainWindow):
         box.show()
 
     def about(self) -> None:
+        """Show what the viewer shows."""
         QMessageBox.about(
             self,
             "About RAN viewer",
@@ -844,6 +855,7 @@ class QtMainWindow(QMainWindow):
         )
 
     def show_shortcuts(self) -> None:
+        """List every keyboard shortcut."""
         rows = []
         for act in self.actions():
             keys = act.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
@@ -858,6 +870,7 @@ class QtMainWindow(QMainWindow):
         return self.grab().save(str(path))
 
     def save_screenshot_dialog(self) -> None:
+        """Ask for a file and save the window as PNG."""
         path, _ = QFileDialog.getSaveFileName(self, "Save screenshot", "ran-viewer.png", "PNG (*.png)")
         if path:
             ok = self.save_screenshot(path)
@@ -866,11 +879,13 @@ class QtMainWindow(QMainWindow):
             )
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt API
+        """Accept dropped files, folders and image data."""
         md = event.mimeData()
         if md.hasUrls() or md.hasImage():
             event.acceptProposedAction()
 
     def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt API
+        """Open what was dropped."""
         md = event.mimeData()
         paths = [u.toLocalFile() for u in md.urls() if u.isLocalFile()] if md.hasUrls() else []
         if paths:
@@ -893,5 +908,6 @@ class QtMainWindow(QMainWindow):
             box.close()
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt API
+        """Stop every worker thread before the window goes."""
         self.shutdown()
         super().closeEvent(event)

@@ -50,9 +50,11 @@ class _TextPool:
         self.font.setPointSizeF(7.5)
 
     def reset(self) -> None:
+        """Start a redraw: every label becomes free."""
         self.used = 0
 
     def put(self, text: str, color: str, x: float, y: float) -> pg.TextItem:
+        """Show one label at ``(x, y)``."""
         if self.used == len(self.items):
             item = pg.TextItem("", anchor=(0, 0.5))
             item.setFont(self.font)
@@ -66,6 +68,7 @@ class _TextPool:
         return item
 
     def finish(self) -> None:
+        """Hide the labels this redraw did not use."""
         for item in self.items[self.used :]:
             item.setVisible(False)
 
@@ -481,4 +484,5 @@ class QtThumbnailStripWidget(QListWidget):
 
     @property
     def loading(self) -> bool:
+        """Whether thumbnails are still being decoded."""
         return self._worker is not None and self._worker.isRunning()

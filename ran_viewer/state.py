@@ -50,6 +50,7 @@ class Event:
             self._callbacks.remove(callback)
 
     def emit(self, *args: Any) -> None:
+        """Call every connected callback with ``args``."""
         if self._blocked:
             return
         for cb in list(self._callbacks):
@@ -233,6 +234,7 @@ class ViewerState:
 
     @property
     def selected_face_result(self) -> FaceResult | None:
+        """The selected face, or ``None``."""
         if self.selected_face is None or self.selected_face >= len(self.faces):
             return None
         return self.faces[self.selected_face]
@@ -324,6 +326,7 @@ class ViewerState:
         return self._display_image
 
     def add_occluder(self, occluder: Occluder) -> None:
+        """Burn one more occluder into the image."""
         self.occluders.append(occluder)
         self._occluders_changed()
 
@@ -342,6 +345,7 @@ class ViewerState:
             self._occluders_changed()
 
     def clear_occluders(self) -> None:
+        """Remove every occluder."""
         if self.occluders:
             self.occluders = []
             self._occluders_changed()
@@ -365,10 +369,12 @@ class ViewerState:
 
     @property
     def occluder_fill(self) -> str:
+        """How new occluders are filled (``black``, ``gray``, ``noise``, ``blur``)."""
         return self._occluder_fill
 
     @occluder_fill.setter
     def occluder_fill(self, fill: str) -> None:
+        """How new occluders are filled (``black``, ``gray``, ``noise``, ``blur``)."""
         if fill not in FILLS:
             raise ValueError(f"unknown fill {fill!r}; choose one of {', '.join(FILLS)}")
         if fill != self._occluder_fill:
@@ -377,10 +383,12 @@ class ViewerState:
 
     @property
     def brush_radius(self) -> int:
+        """Brush radius in image pixels (1-200)."""
         return self._brush_radius
 
     @brush_radius.setter
     def brush_radius(self, radius: int) -> None:
+        """Brush radius in image pixels (1-200)."""
         radius = int(max(1, min(200, radius)))
         if radius != self._brush_radius:
             self._brush_radius = radius
@@ -406,13 +414,16 @@ class ViewerState:
         return True
 
     def next_source(self) -> bool:
+        """Go to the next source; False at the end."""
         return self.go_to(self.source_index + 1)
 
     def previous_source(self) -> bool:
+        """Go to the previous source; False at the start."""
         return self.go_to(self.source_index - 1)
 
     @property
     def current_source(self) -> str | None:
+        """The path of the current source, or ``None``."""
         if 0 <= self.source_index < len(self.sources):
             return self.sources[self.source_index]
         return None
@@ -421,10 +432,12 @@ class ViewerState:
 
     @property
     def show_landmarks(self) -> bool:
+        """Draw the facial landmarks."""
         return self._show_landmarks
 
     @show_landmarks.setter
     def show_landmarks(self, value: bool) -> None:
+        """Draw the facial landmarks."""
         if bool(value) != self._show_landmarks:
             self._show_landmarks = bool(value)
             self.events.display.emit()
@@ -441,6 +454,7 @@ class ViewerState:
             self.events.display.emit()
 
     def set_model_names(self, ran: str, baseline: str) -> None:
+        """Names of the loaded models, for titles (empty: not loaded)."""
         self.ran_model_name, self.baseline_model_name = ran, baseline
         self.events.models.emit()
 
@@ -496,6 +510,7 @@ def normalized(value: float, levels: tuple[float, float]) -> float:
 
 
 def box_iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    """Intersection over union of two XYXY boxes."""
     ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
     iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
     inter = ix * iy

@@ -164,6 +164,7 @@ class InferenceWorker(QThread):
             self._frame_occluders = tuple(occluders)
 
     def reset_frame_stats(self) -> None:
+        """Zero the frame counters and forget tracked faces (a new camera session)."""
         with QMutexLocker(self._mutex):
             self.dropped_frames = 0
             self._fps = RateMeter()
@@ -197,6 +198,7 @@ class InferenceWorker(QThread):
     # --- the loop --------------------------------------------------------------------------------------------------
 
     def run(self) -> None:
+        """The thread loop (never raises: errors are emitted as ``sig_error``)."""
         busy = False
         while True:
             self._mutex.lock()
@@ -315,10 +317,12 @@ class CameraWorker(QThread):
         self.frames_read = 0
 
     def stop(self) -> None:
+        """Ask the loop to end (thread-safe)."""
         with QMutexLocker(self._mutex):
             self._stop = True
 
     def set_paused(self, paused: bool) -> None:
+        """Pause or resume reading frames (thread-safe)."""
         with QMutexLocker(self._mutex):
             self._paused = bool(paused)
 
@@ -327,6 +331,7 @@ class CameraWorker(QThread):
             return self._stop, self._paused
 
     def run(self) -> None:
+        """The thread loop (never raises: errors are emitted as ``sig_error``)."""
         source: FrameSource | None = None
         try:
             source = self._factory()
@@ -391,6 +396,7 @@ class ThumbnailWorker(QThread):
         self._stop = False
 
     def stop(self) -> None:
+        """Ask the loop to end (thread-safe)."""
         with QMutexLocker(self._mutex):
             self._stop = True
 
@@ -399,6 +405,7 @@ class ThumbnailWorker(QThread):
             return self._stop
 
     def run(self) -> None:
+        """The thread loop (never raises: errors are emitted as ``sig_error``)."""
         for i, path in enumerate(self.paths):
             if self._stopped():
                 return
