@@ -1,0 +1,428 @@
+"""Live video: faces with stable track ids at camera frame rates, by running the face detector only now and then.
+
+On a CPU a detector costs 50-300 ms a frame and the model about 10 ms a face, so a camera loop that detects on every
+frame runs at 3-10 FPS. :class:`StreamPredictor` detects every ``detect_every`` frames on a copy no larger than
+``detect_max_side`` and, in between, follows each face with sparse optical flow: corners inside the face are tracked
+from the previous frame (pyramidal Lucas-Kanade, kept only when tracking them back lands where they started), and a
+similarity transform fitted to them (RANSAC) moves the box and the landmarks, so the aligned crops the model sees stay
+framed as at detection. A face whose points cannot be followed asks for a detection on that very frame; a face that
+leaves the frame is dropped; a new face appears at the next detection.
+
+Example::
+
+    stream = StreamPredictor(Predictor("ran-ferplus", detector="mtcnn"))
+    for rgb in frames:
+        for face in stream(rgb):
+            print(face.track_id, face.label, face.box)
+
+:func:`measure_stream_fps` times the whole path (decode -> detect or track -> regions -> model) on a video file.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from ran_core.faces.detectors import Detection
+from ran_core.faces.tracking import IoUTracker
+from ran_core.predictor import Predictor
+from ran_core.structures import FaceResult
+
+# Detection every 5 frames at 320 px: on a 640x480 one-face video on a loaded 2-core CPU (measure_stream_fps, median
+# of 3 runs) this ran at 42 FPS with MTCNN and 55 with Haar (every frame: 11 and 19), and a new face still shows up
+# within 1/6 s at 30 FPS. Every 10 frames was about 20 % faster again with MTCNN.
+DEFAULT_DETECT_EVERY = 5
+DEFAULT_DETECT_MAX_SIDE = 320
+# Optical flow runs on a gray copy this large: a face of a webcam frame is still 60+ px there, plenty of corners.
+TRACK_MAX_SIDE = 320
+_LK = {
+    "winSize": (15, 15),
+    "maxLevel": 3,
+    "criteria": (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03),
+}
+_MAX_CORNERS = 40
+# A point is trusted when tracking it forward then back returns within this many pixels of the tracking copy.
+_FB_MAX_PX = 1.0
+_RANSAC_PX = 1.0
+_MIN_POINTS = 6
+# A face does not grow or shrink by a quarter between two camera frames; a fit that says so has latched onto clutter.
+_MAX_ZOOM_STEP = 1.25
+# Share of a box that must stay inside the frame; less and the face has left.
+_MIN_VISIBLE = 0.5
+
+
+@dataclass
+class StreamTimings:
+    """Wall-clock seconds spent on the last frame, per stage.
+
+    Attributes:
+        detection: the detector on the downscaled copy (0 on frames that only track).
+        tracking: the gray copy and optical flow of every face.
+        alignment: alignment, region boxes, crops and normalisation.
+        model: the forward pass.
+        detected: whether the detector ran on this frame.
+        faces: faces returned.
+    """
+
+    detection: float = 0.0
+    tracking: float = 0.0
+    alignment: float = 0.0
+    model: float = 0.0
+    detected: bool = False
+    faces: int = 0
+
+    @property
+    def total(self) -> float:
+        return self.detection + self.tracking + self.alignment + self.model
+
+
+@dataclass
+class _Track:
+    id: int
+    box: np.ndarray  # (4,) XYXY in frame pixels
+    landmarks: np.ndarray | None  # (N, 2) in frame pixels
+    score: float
+    quality: float = 1.0  # share of its points followed into the current frame (1 right after a detection)
+
+
+class StreamPredictor:
+    """Faces of consecutive video frames with stable ``track_id``s, detecting only every ``detect_every`` frames.
+
+    Args:
+        predictor: the :class:`~ran_core.predictor.Predictor` whose detector and model are used. On first use its
+            model is tuned in place (channels_last and ``region_chunk``, whichever measures fastest for one face).
+        detect_every: run the detector on every N-th frame (and whenever a face is lost); 1 detects every frame.
+        detect_max_side: longest side of the copy the detector sees (``None``: the full frame). A face must be
+            about as large as the detector's smallest face times ``frame side / detect_max_side`` to be found: with
+            the defaults, 80 px of a 640x480 frame for Haar and 40 px for MTCNN.
+        track: follow faces between detections with optical flow; ``False`` reuses the last detected boxes.
+        min_quality: share of a face's points that must be followed for the tracked box to be trusted; below it the
+            detector runs on that frame.
+        max_missed: detections in a row that may miss a face that is still followed well before it is dropped.
+        num_threads: torch CPU threads, set process-wide on first use (``None``: leave torch's setting). One face is
+            six 48 px crops, too little work to share between threads, and on a CPU shared with other work OpenMP
+            threads waiting for each other made the model 5-200x slower (measured on 2 cores).
+        tune: time the model layouts on first use and keep the fastest.
+    """
+
+    def __init__(
+        self,
+        predictor: Predictor,
+        detect_every: int = DEFAULT_DETECT_EVERY,
+        detect_max_side: int | None = DEFAULT_DETECT_MAX_SIDE,
+        track: bool = True,
+        min_quality: float = 0.5,
+        max_missed: int = 1,
+        num_threads: int | None = 1,
+        tune: bool = True,
+    ) -> None:
+        if detect_every < 1:
+            raise ValueError(f"detect_every must be at least 1, got {detect_every}")
+        if detect_max_side is not None and detect_max_side < 32:
+            raise ValueError(f"detect_max_side must be at least 32 px, got {detect_max_side}")
+        if not 0.0 <= min_quality <= 1.0:
+            raise ValueError(f"min_quality must be in [0, 1], got {min_quality}")
+        self.predictor = predictor
+        self.detect_every = detect_every
+        self.detect_max_side = detect_max_side
+        self.track = track
+        self.min_quality = min_quality
+        self.max_missed = max_missed
+        self.num_threads = num_threads
+        self.tune = tune
+        self.timings = StreamTimings()
+        self.detections = 0  # detector calls since the last reset
+        self.tuning: dict[str, Any] = {}  # what warmup() chose: channels_last, region_chunk, ms per face
+        self._warm = False
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget all faces (a new video or camera); the next frame is detected and ids start again at 0."""
+        self._tracks: list[_Track] = []
+        self._ids = IoUTracker(max_missed=self.max_missed)
+        self._prev_gray: np.ndarray | None = None
+        self._frame_shape: tuple[int, ...] | None = None
+        self._since_detection: int | None = None  # frames since the last detection; None before the first
+        self.detections = 0
+
+    def warmup(self) -> None:
+        """Set the thread count and tune the model now rather than on the first frame (about a second)."""
+        if self.num_threads is not None:
+            torch.set_num_threads(self.num_threads)
+        if self.tune:
+            self.tuning = _tune_model(self.predictor)
+        self._warm = True
+
+    def __call__(self, frame_rgb: np.ndarray) -> list[FaceResult]:
+        """Faces in the next frame, an ``(H, W, 3)`` uint8 RGB array, each with its ``track_id``."""
+        frame = np.asarray(frame_rgb)
+        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+            raise ValueError(f"frames must be (H, W, 3) uint8 RGB arrays, got {frame.shape} {frame.dtype}")
+        if not self._warm:
+            self.warmup()
+        if frame.shape != self._frame_shape:  # another camera or resolution: nothing carries over
+            self.reset()
+            self._frame_shape = frame.shape
+        timings = StreamTimings()
+        t0 = time.perf_counter()
+        due = self._since_detection is None or self._since_detection + 1 >= self.detect_every
+        gray = None
+        if self.track:
+            gray, scale = _downscaled(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), TRACK_MAX_SIDE)
+            if self._tracks and self._prev_gray is not None:
+                self._follow(self._prev_gray, gray, scale)
+            self._drop_outside(frame.shape)
+            due = due or any(t.quality < self.min_quality for t in self._tracks)
+        t1 = time.perf_counter()
+        if due:
+            self._detect(frame)
+            self._since_detection = 0
+        else:
+            self._since_detection += 1
+        t2 = time.perf_counter()
+        self._prev_gray = gray
+        dets = [Detection(tuple(t.box), t.score, t.landmarks) for t in self._tracks]
+        faces = self.predictor.predict_faces(frame, dets)
+        for face, t in zip(faces, self._tracks):
+            face.track_id = t.id
+        pt = self.predictor.timings
+        timings.detection, timings.tracking, timings.detected = t2 - t1, t1 - t0, due
+        timings.alignment, timings.model, timings.faces = pt.alignment, pt.model, len(faces)
+        self.timings = timings
+        return faces
+
+    # --- detection and tracking -------------------------------------------------------------------------------------
+
+    def _detect(self, frame: np.ndarray) -> None:
+        small, (sx, sy) = _downscaled(frame, self.detect_max_side)
+        found = [_rescaled(d, sx, sy) for d in self.predictor.detector.detect(small)]
+        self.detections += 1
+        # Match against where the faces are now (tracked), not where they were at the last detection.
+        by_id = {t.id: t for t in self._tracks}
+        for tr in self._ids.tracks:
+            if tr.id in by_id:
+                tr.box = by_id[tr.id].box.copy()
+        ids = self._ids.update([d.box for d in found])
+        kept_ids = {tr.id for tr in self._ids.tracks}
+        tracks = []
+        for tid, det in zip(ids, found):
+            tracks.append(_Track(tid, np.array(det.box, dtype=np.float64), det.landmarks, det.score))
+            by_id.pop(tid, None)
+        # A face the detector missed stays while it is still followed well (a blink, motion blur), up to max_missed.
+        for t in by_id.values():
+            if self.track and t.id in kept_ids and t.quality >= self.min_quality:
+                tracks.append(t)
+        tracks.sort(key=lambda t: t.id)
+        self._set_tracks(tracks)
+
+    def _follow(self, prev: np.ndarray, gray: np.ndarray, scale: tuple[float, float]) -> None:
+        """Move every track from ``prev`` to ``gray`` (tracking copies, ``scale`` = frame px per copy px)."""
+        sx, sy = scale
+        seeds, owners = [], []
+        for i, t in enumerate(self._tracks):
+            pts = _corners(prev, t.box / [sx, sy, sx, sy])
+            seeds.append(pts)
+            owners.append(np.full(len(pts), i))
+        p0 = np.concatenate(seeds).astype(np.float32).reshape(-1, 1, 2)
+        owner = np.concatenate(owners)
+        if len(p0) == 0:
+            for t in self._tracks:
+                t.quality = 0.0
+            return
+        p1, st1, _ = cv2.calcOpticalFlowPyrLK(prev, gray, p0, None, **_LK)
+        back, st2, _ = cv2.calcOpticalFlowPyrLK(gray, prev, p1, None, **_LK)
+        fb = np.linalg.norm((p0 - back).reshape(-1, 2), axis=1)
+        good = (st1.ravel() == 1) & (st2.ravel() == 1) & (fb < _FB_MAX_PX)
+        to_copy = np.diag([1 / sx, 1 / sy])
+        for i, t in enumerate(self._tracks):
+            sel = owner == i
+            ok = sel & good
+            t.quality = 0.0
+            if ok.sum() < _MIN_POINTS:
+                continue
+            m, inliers = cv2.estimateAffinePartial2D(
+                p0[ok].reshape(-1, 2), p1[ok].reshape(-1, 2), method=cv2.RANSAC, ransacReprojThreshold=_RANSAC_PX
+            )
+            if m is None:
+                continue
+            zoom = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
+            if not 1 / _MAX_ZOOM_STEP < zoom < _MAX_ZOOM_STEP:
+                continue
+            # The same motion in frame pixels: copy = D @ frame, so frame' = D^-1 (A D p + b).
+            lin = np.linalg.inv(to_copy) @ m[:, :2] @ to_copy
+            shift = np.linalg.inv(to_copy) @ m[:, 2]
+            centre = lin @ ((t.box[:2] + t.box[2:]) / 2) + shift
+            half = (t.box[2:] - t.box[:2]) / 2 * zoom
+            t.box = np.concatenate([centre - half, centre + half])
+            if t.landmarks is not None:
+                t.landmarks = t.landmarks @ lin.T + shift
+            t.quality = float(inliers.sum()) / float(sel.sum())
+
+    def _drop_outside(self, shape: tuple[int, ...]) -> None:
+        h, w = shape[:2]
+        self._set_tracks([t for t in self._tracks if _visible_share(t.box, w, h) >= _MIN_VISIBLE])
+
+    def _set_tracks(self, tracks: list[_Track]) -> None:
+        self._tracks = tracks
+        alive = {t.id for t in tracks}
+        self._ids.tracks = [tr for tr in self._ids.tracks if tr.id in alive]
+
+
+def _downscaled(image: np.ndarray, max_side: int | None) -> tuple[np.ndarray, tuple[float, float]]:
+    """``image`` shrunk to at most ``max_side`` and the per-axis ratio (original px per copy px)."""
+    h, w = image.shape[:2]
+    if max_side is None or max(h, w) <= max_side:
+        return np.ascontiguousarray(image), (1.0, 1.0)
+    f = max_side / max(h, w)
+    size = (max(1, round(w * f)), max(1, round(h * f)))
+    small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    return small, (w / size[0], h / size[1])
+
+
+def _rescaled(det: Detection, sx: float, sy: float) -> Detection:
+    box = (det.box[0] * sx, det.box[1] * sy, det.box[2] * sx, det.box[3] * sy)
+    lm = None if det.landmarks is None else det.landmarks * np.array([sx, sy])
+    return Detection(box, det.score, lm)
+
+
+def _corners(gray: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """``(N, 2)`` points to follow inside ``box``: strong corners, or a grid where the face has too few."""
+    h, w = gray.shape
+    bw, bh = box[2] - box[0], box[3] - box[1]
+    # The inner 80 % of the box: its border holds background, which does not move with the face.
+    x0, y0 = int(max(0, box[0] + 0.1 * bw)), int(max(0, box[1] + 0.1 * bh))
+    x1, y1 = int(min(w, box[2] - 0.1 * bw)), int(min(h, box[3] - 0.1 * bh))
+    if x1 - x0 < 8 or y1 - y0 < 8:
+        return np.zeros((0, 2), np.float32)
+    roi = gray[y0:y1, x0:x1]
+    min_dist = max(2.0, min(x1 - x0, y1 - y0) / 12)
+    pts = cv2.goodFeaturesToTrack(roi, _MAX_CORNERS, 0.01, min_dist)
+    if pts is None or len(pts) < 2 * _MIN_POINTS:
+        gx, gy = np.meshgrid(np.linspace(0, x1 - x0 - 1, 6), np.linspace(0, y1 - y0 - 1, 6))
+        grid = np.stack([gx.ravel(), gy.ravel()], axis=1)
+        pts = grid if pts is None else np.concatenate([pts.reshape(-1, 2), grid])
+    return (pts.reshape(-1, 2) + [x0, y0]).astype(np.float32)
+
+
+def _visible_share(box: np.ndarray, w: int, h: int) -> float:
+    area = max(box[2] - box[0], 0.0) * max(box[3] - box[1], 0.0)
+    iw = max(0.0, min(box[2], w) - max(box[0], 0.0))
+    ih = max(0.0, min(box[3], h) - max(box[1], 0.0))
+    return iw * ih / area if area > 0 else 0.0
+
+
+def _tune_model(predictor: Predictor, repeats: int = 10) -> dict[str, Any]:
+    """Keep the fastest of NCHW / channels_last (each with its best ``region_chunk``) for one face, in place."""
+    model = predictor.model
+    if not hasattr(model, "channels_last"):
+        return {}
+    cfg = predictor.config
+    k = getattr(model, "num_regions", 1)
+    x = torch.randn(1, k, cfg.in_chans, cfg.input_size, cfg.input_size, device=predictor.device)
+    results = {}
+    for channels_last in (False, True):
+        model.channels_last = channels_last
+        model.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+        chunk = model.autotune_region_chunk(batch_size=1, repeats=repeats, device=predictor.device)
+        with torch.inference_mode():
+            model(x)
+            times = []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                model(x)
+                times.append(time.perf_counter() - t0)
+        results[channels_last] = (statistics.median(times), chunk)
+    best = min(results, key=lambda c: results[c][0])
+    model.channels_last = best
+    model.to(memory_format=torch.channels_last if best else torch.contiguous_format)
+    model.region_chunk = results[best][1]
+    return {"channels_last": best, "region_chunk": results[best][1], "ms": 1000 * results[best][0]}
+
+
+# --- measuring --------------------------------------------------------------------------------------------------------
+
+
+def measure_stream_fps(
+    video_path: str | Path, predictor_or_stream: Predictor | StreamPredictor, max_frames: int | None = 300
+) -> dict[str, Any]:
+    """Run the live path over a video file and time every stage, frame by frame.
+
+    Each frame is decoded (``cv2.VideoCapture``, BGR -> RGB) and given to a :class:`StreamPredictor` (built with
+    its defaults from a plain :class:`~ran_core.predictor.Predictor`; a given stream is reset first). Thread setup
+    and model tuning happen before the clock starts; every frame after that is timed, the first detection included.
+
+    Args:
+        video_path: any video OpenCV can read.
+        predictor_or_stream: what to run.
+        max_frames: stop after this many frames (``None``: the whole video).
+
+    Returns:
+        ``fps``: frames per second end to end (frames / total seconds); ``frames``: frames timed;
+        ``faces_per_frame``: mean faces returned; ``detections``: detector runs; ``ms``: mean milliseconds per frame
+        of ``decode``, ``detect`` (amortised over all frames), ``track``, ``align_regions``, ``model``, ``other``
+        (the rest of the path: result objects, bookkeeping) and ``total``; ``latency_ms``: ``median``, ``p95`` and
+        ``max`` of one frame's total; ``settings``: the stream's detector name, ``detect_every``,
+        ``detect_max_side`` and ``track``.
+
+    Raises:
+        ValueError: the video cannot be opened or has no frames.
+    """
+    stream = predictor_or_stream
+    if isinstance(stream, Predictor):
+        stream = StreamPredictor(stream)
+    stream.reset()
+    stream.warmup()
+    cap = cv2.VideoCapture(str(video_path))
+    if not cap.isOpened():
+        raise ValueError(f"cannot open video {video_path}")
+    keys = ("decode", "detect", "track", "align_regions", "model", "other", "total")
+    per_frame: dict[str, list[float]] = {k: [] for k in keys}
+    faces: list[int] = []
+    try:
+        while max_frames is None or len(faces) < max_frames:
+            t0 = time.perf_counter()
+            ok, bgr = cap.read()
+            if not ok:
+                break
+            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            t1 = time.perf_counter()
+            result = stream(rgb)
+            t2 = time.perf_counter()
+            tm = stream.timings
+            parts = (t1 - t0, tm.detection, tm.tracking, tm.alignment, tm.model)
+            for key, value in zip(keys, parts):
+                per_frame[key].append(value)
+            per_frame["other"].append(max(0.0, (t2 - t1) - tm.total))
+            per_frame["total"].append(t2 - t0)
+            faces.append(len(result))
+    finally:
+        cap.release()
+    if not faces:
+        raise ValueError(f"no frames could be read from {video_path}")
+    total = np.asarray(per_frame["total"])
+    detector = stream.predictor.detector
+    return {
+        "fps": len(faces) / float(total.sum()),
+        "frames": len(faces),
+        "faces_per_frame": float(np.mean(faces)),
+        "detections": stream.detections,
+        "ms": {k: 1000 * float(np.mean(v)) for k, v in per_frame.items()},
+        "latency_ms": {
+            "median": 1000 * float(np.median(total)),
+            "p95": 1000 * float(np.percentile(total, 95)),
+            "max": 1000 * float(total.max()),
+        },
+        "settings": {
+            "detector": getattr(detector, "name", type(detector).__name__),
+            "detect_every": stream.detect_every,
+            "detect_max_side": stream.detect_max_side,
+            "track": stream.track,
+        },
+    }
