@@ -35,10 +35,11 @@ from ran_core.faces.tracking import IoUTracker
 from ran_core.predictor import Predictor
 from ran_core.structures import FaceResult
 
-# Detection every 5 frames at 320 px: on a 640x480 one-face video on a loaded 2-core CPU (measure_stream_fps, median
-# of 3 runs) this ran at 42 FPS with MTCNN and 55 with Haar (every frame: 11 and 19), and a new face still shows up
-# within 1/6 s at 30 FPS. Every 10 frames was about 20 % faster again with MTCNN.
-DEFAULT_DETECT_EVERY = 5
+# Detection every 10 frames at 320 px: on a 640x480 one-face video on a loaded 2-core CPU (measure_stream_fps, median
+# of 6 runs) MTCNN ran at 59 FPS, against 34 every 5 frames (29-50: too close to 30 when the machine is busy) and 13
+# every frame. A new face shows up within 1/3 s at 30 FPS, a lost one is looked for at once, and tracked boxes were
+# as close to a fresh detection as with every 5 frames.
+DEFAULT_DETECT_EVERY = 10
 DEFAULT_DETECT_MAX_SIDE = 320
 # Optical flow runs on a gray copy this large: a face of a webcam frame is still 60+ px there, plenty of corners.
 TRACK_MAX_SIDE = 320

@@ -14,7 +14,7 @@ from ran_core import create_model, save_model
 from ran_core.faces import Detection, box_iou, create_detector
 from ran_core.imageio import read_image
 from ran_core.predictor import Predictor
-from ran_core.stream import StreamPredictor, measure_stream_fps
+from ran_core.stream import DEFAULT_DETECT_EVERY, StreamPredictor, measure_stream_fps
 
 SAMPLES = Path(__file__).resolve().parents[1] / "resources" / "samples"
 W, H = 640, 480
@@ -147,8 +147,9 @@ def test_measure_stream_fps_reports_every_stage(model_dir, drifting) -> None:
     assert set(r["ms"]) == {"decode", "detect", "track", "align_regions", "model", "other", "total"}
     assert all(v >= 0 for v in r["ms"].values()) and r["ms"]["total"] >= r["ms"]["model"] > 0
     assert set(r["latency_ms"]) == {"median", "p95", "max"}
-    assert r["settings"] == {"detector": "haar", "detect_every": 5, "detect_max_side": 320, "track": True}
-    assert r["detections"] == math.ceil(12 / 5)
+    every = DEFAULT_DETECT_EVERY
+    assert r["settings"] == {"detector": "haar", "detect_every": every, "detect_max_side": 320, "track": True}
+    assert r["detections"] == math.ceil(12 / every)
     # tuning kept a layout the model can run, and it still gives the same answer as a plain NCHW pass
     model = predictor.model
     assert model.region_chunk in (None, 3, 1)
