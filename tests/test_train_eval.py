@@ -303,3 +303,29 @@ def test_torchrun_ddp_gloo_two_processes(ferplus_root: Path, tmp_path: Path) -> 
     # validation was sharded over both ranks and reduced: the accuracy is a multiple of 1/12 (12 valid images)
     assert abs(val_acc * 12 / 100 - round(val_acc * 12 / 100)) < 1e-3
     assert (out / "best" / "model.safetensors").is_file()
+
+
+def test_synthetic_occlusion_blacks_out_the_named_part() -> None:
+    from ran_core.data.pipeline import occlude_batch
+
+    faces = torch.full((3, 1, 48, 48), 200, dtype=torch.uint8)
+    eyes = occlude_batch(faces, "eyes")
+    assert (eyes[:, :, 10:22] == 0).all() and (eyes[:, :, 30:] == 200).all()
+    mouth = occlude_batch(faces, "mouth")
+    assert (mouth[:, :, 32:, 8:40] == 0).all() and (mouth[:, :, :28] == 200).all()
+    g = torch.Generator().manual_seed(0)
+    rnd = occlude_batch(faces, "random", g)
+    for i in range(3):
+        assert (rnd[i] == 0).sum() == 19 * 19  # a 40% square, fully inside the face
+    assert (faces == 200).all()  # the input is untouched
+    with pytest.raises(ValueError, match="unknown occlusion"):
+        occlude_batch(faces, "hat")
+
+
+def test_eval_cli_occlusion_option(ferplus_root: Path, tmp_path: Path) -> None:
+    save_model(_constant_model(1), tmp_path / "m")
+    base = ["eval", "--checkpoint", str(tmp_path / "m"), "--dataset", "ferplus", "--data-root", str(ferplus_root),
+            "--split", "valid", "--device", "cpu", "--workers", "0"]
+    assert cli_main([*base, "--out", str(tmp_path / "o"), "--occlude", "eyes"]) == 0
+    m = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert m["occlusion"] == "eyes" and m["overall"]["n"] == 12

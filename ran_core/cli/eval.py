@@ -21,6 +21,11 @@ def add_parser(sub: argparse._SubParsersAction, name: str, help_text: str) -> ar
     a("--out", type=Path, required=True, help="output folder for metrics.json and confusion-matrix PNGs")
     a("--compare", help="a second model evaluated in the same run (e.g. the baseline); differences are reported")
     a("--num-classes", type=int, choices=[7, 8], help="AffectNet setting (default: the model's class count)")
+    a(
+        "--occlude",
+        choices=["eyes", "mouth", "lower_half", "left_half", "random"],
+        help="black out this part of every face (a reproducible synthetic occlusion test)",
+    )
     a("--batch-size", type=int, default=128)
     a("--device", default="auto", help="auto, cpu or cuda")
     a("--workers", type=int, default=2, help="image decoding processes")
@@ -37,6 +42,9 @@ def _table(results: list, labels: list[str]) -> str:
     for s in sets:
         ms = [r.overall if s == "overall" else r.subsets[s] for r in results]
         line = f"{s:<12}{ms[0].n:>7}{ms[0].missing:>9}"
+        if ms[0].n == 0:
+            lines.append(line + "   no image of this list is in the evaluated split")
+            continue
         for m in ms:
             line += f"{m.accuracy:>15.2f}%{m.mean_class_accuracy:>11.2f}%"
         if len(ms) == 2:
@@ -77,7 +85,16 @@ def run(args: argparse.Namespace) -> int:
             bar.update(done - bar.n)
 
         try:
-            res = evaluate(model, split, subsets, args.batch_size, device, progress=progress, workers=args.workers)
+            res = evaluate(
+                model,
+                split,
+                subsets,
+                args.batch_size,
+                device,
+                progress=progress,
+                workers=args.workers,
+                occlusion=args.occlude,
+            )
         except ValueError as exc:
             print(f"ran-core eval: {exc}", file=sys.stderr)
             return 2
@@ -87,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
         labels.append(label)
     main = results[0].to_json()
     main["dataset"] = {"name": args.dataset, "root": str(args.data_root), "split": args.split, "n_listed": len(split)}
+    main["occlusion"] = args.occlude
     if results[0].unreadable:
         print(f"warning: {results[0].unreadable} image(s) could not be read and were left out", file=sys.stderr)
     if len(results) == 2:

@@ -216,10 +216,13 @@ class RegionBatcher:
                 lm = None  # no landmarks for some faces: all fall back to fixed crops (the model's K is the same)
         if self.augment is not None:
             x, lm = self._augment(x, lm)
-        face = torch.tensor([[0.0, 0.0, float(w), float(h)]], device=device).expand(b, 4)
-        gen = self.region_generator if cfg.regions.scheme == "random" else None
-        boxes, _ = region_boxes_batch(cfg.regions, face, lm, canvas_size=(h, w), generator=gen)
-        crops = crop_regions(x, boxes.to(device=device, dtype=x.dtype), cfg.input_size)
+        if cfg.regions.num_regions == 1 and cfg.regions.scheme == "fixed" and h == w == cfg.input_size:
+            crops = x[:, None]  # the whole face at the model's size already: nothing to crop
+        else:
+            face = torch.tensor([[0.0, 0.0, float(w), float(h)]], device=device).expand(b, 4)
+            gen = self.region_generator if cfg.regions.scheme == "random" else None
+            boxes, _ = region_boxes_batch(cfg.regions, face, lm, canvas_size=(h, w), generator=gen)
+            crops = crop_regions(x, boxes.to(device=device, dtype=x.dtype), cfg.input_size)
         mean = torch.tensor(cfg.mean, device=device).view(1, 1, -1, 1, 1)
         std = torch.tensor(cfg.std, device=device).view(1, 1, -1, 1, 1)
         return (crops - mean) / std
@@ -299,3 +302,38 @@ def iterate_batches(
         prefetch_factor=4 if workers > 0 else None,
     )
     yield from loader
+
+
+# Synthetic occluders for evaluation, as fractions (x0, y0, x1, y1) of the framed face: a band over both eyes
+# (sunglasses), a mask over mouth and chin, and the lower or left half. ``random`` puts a square of 40% of the face
+# side anywhere.
+OCCLUSIONS: dict[str, tuple[float, float, float, float] | None] = {
+    "eyes": (0.0, 0.2, 1.0, 0.48),
+    "mouth": (0.1, 0.62, 0.9, 1.0),
+    "lower_half": (0.0, 0.5, 1.0, 1.0),
+    "left_half": (0.0, 0.0, 0.5, 1.0),
+    "random": None,
+}
+
+
+def occlude_batch(images: torch.Tensor, kind: str, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Black out part of every ``(B, C, H, W)`` uint8 face, as a sunglasses/mask stand-in for robustness tests.
+
+    The authors' FERPlus occlusion/pose lists name test-split images; this lets any split be evaluated under a
+    controlled, reproducible occlusion instead (``random`` draws from ``generator``).
+    """
+    if kind not in OCCLUSIONS:
+        raise ValueError(f"unknown occlusion {kind!r}; choose one of {', '.join(OCCLUSIONS)}")
+    out = images.clone()
+    b, _, h, w = images.shape
+    frac = OCCLUSIONS[kind]
+    if frac is not None:
+        x0, y0, x1, y1 = frac
+        out[:, :, round(y0 * h) : round(y1 * h), round(x0 * w) : round(x1 * w)] = 0
+        return out
+    side = 0.4
+    pos = torch.rand((b, 2), generator=generator) * (1 - side)
+    for i in range(b):
+        x0, y0 = int(pos[i, 0] * w), int(pos[i, 1] * h)
+        out[i, :, y0 : y0 + round(side * h), x0 : x0 + round(side * w)] = 0
+    return out

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ran_core.data.pipeline import CachedFaces, FaceDataset, RegionBatcher, iterate_batches
+from ran_core.data.pipeline import CachedFaces, FaceDataset, RegionBatcher, iterate_batches, occlude_batch
 from ran_core.engine.metrics import SetMetrics, confusion_matrix
 
 if TYPE_CHECKING:
@@ -75,10 +75,12 @@ def predict_split(
     should_stop: Callable[[], bool] | None = None,
     workers: int = 0,
     shard: tuple[int, int] = (0, 1),
+    occlusion: str | None = None,
 ) -> dict[str, np.ndarray]:
     """Run ``model`` over every sample of ``source``; returns indices, targets, probs, alpha, beta and mean loss.
 
     ``shard=(rank, world)`` evaluates every ``world``-th sample starting at ``rank`` (distributed validation).
+    ``occlusion`` blacks out part of every face first (:func:`ran_core.data.pipeline.occlude_batch`).
     """
     device = torch.device(device)
     model.eval()
@@ -89,12 +91,14 @@ def predict_split(
     idx_out, tgt_out, prob_out, a_out, b_out = [], [], [], [], []
     loss_sum, done = 0.0, 0
     use_bf16 = device.type == "cpu" and getattr(model, "_bf16_inference", False)
+    occ_gen = torch.Generator().manual_seed(0)
     for batch in iterate_batches(source, batches, workers=workers, pin_memory=device.type == "cuda"):
         if should_stop is not None and should_stop():
             raise EvaluationCancelled("evaluation cancelled")
         done += len(batch["index"]) + len(batch["errors"])
         if len(batch["index"]):
-            x = batcher(batch["image"].to(device, non_blocking=True), batch["landmarks"])
+            images = batch["image"] if occlusion is None else occlude_batch(batch["image"], occlusion, occ_gen)
+            x = batcher(images.to(device, non_blocking=True), batch["landmarks"])
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16 or device.type == "cuda"):
                 out = model(x)
             logits = out.logits.float()
@@ -131,6 +135,7 @@ def evaluate(
     should_stop: Callable[[], bool] | None = None,
     workers: int = 0,
     cache: CachedFaces | None = None,
+    occlusion: str | None = None,
 ) -> EvalResult:
     """Evaluate ``model`` on ``split`` and on each subset list matched against it.
 
@@ -144,6 +149,8 @@ def evaluate(
         should_stop: polled between batches; returning True raises :class:`EvaluationCancelled`.
         workers: DataLoader worker processes for decoding (0 decodes in this process).
         cache: pre-decoded faces of ``split`` for this model's framing (the trainer passes its validation cache).
+        occlusion: evaluate with a synthetic occluder on every face (``eyes``, ``mouth``, ``lower_half``,
+            ``left_half`` or ``random``); ``None`` evaluates the images as they are.
     """
     from ran_core.data import match_subset
 
@@ -154,7 +161,7 @@ def evaluate(
             "evaluate on a dataset with the same classes (for AffectNet choose --num-classes to match)"
         )
     source = cache if cache is not None else FaceDataset(split.samples, config, config.input_size, config.num_classes)
-    out = predict_split(model, source, batch_size, device, progress, should_stop, workers)
+    out = predict_split(model, source, batch_size, device, progress, should_stop, workers, occlusion=occlusion)
     idx, targets, probs = out["index"], out["targets"], out["probs"]
     preds = probs.argmax(axis=1) if len(probs) else np.zeros(0, dtype=np.int64)
     c = config.num_classes
