@@ -97,17 +97,19 @@ class Analyzer:
     Args:
         ran: the RAN predictor (detects faces), or ``None``.
         baseline: the baseline predictor (re-reads RAN's detections), or ``None``.
-        detect_every: on camera frames, run the detector every N frames and track in between when the predictor
-            offers tracking (a ``track`` method); otherwise every frame runs the full predictor.
+        detect_every: on camera frames, run the detector every N frames and follow the faces in between when the
+            leading predictor is a :class:`ran_core.predictor.Predictor` (through :class:`ran_core.stream.
+            StreamPredictor`); any other predictor runs in full on every frame.
     """
 
     def __init__(
-        self, ran: PredictorLike | None = None, baseline: PredictorLike | None = None, detect_every: int = 5
+        self, ran: PredictorLike | None = None, baseline: PredictorLike | None = None, detect_every: int = 10
     ) -> None:
         self.ran = ran
         self.baseline = baseline
         self.detect_every = max(1, int(detect_every))
         self._last_frame_faces: list[FaceResult] = []
+        self._stream: Any = None
         try:
             from ran_core.faces import IoUTracker
 
@@ -173,20 +175,20 @@ class Analyzer:
     def analyze_frame(self, rgb: np.ndarray, index: int) -> tuple[list[FaceResult], list[FaceResult]]:
         """One camera frame; faces keep their ``track_id`` from frame to frame.
 
-        With a predictor that can track (a ``track(rgb, previous_faces)`` method) the detector runs every
-        ``detect_every`` frames and tracking fills the frames in between; otherwise every frame runs the full
-        predictor, and an IoU tracker only carries the ids over.
+        With a real Predictor the detector runs every ``detect_every`` frames and optical flow follows the faces in
+        between (:class:`ran_core.stream.StreamPredictor`); the baseline re-reads the same faces. Other predictors
+        run in full on every frame, and an IoU tracker carries the ids over.
         """
         lead = self.ran or self.baseline
-        track = getattr(lead, "track", None)
-        if callable(track) and self._last_frame_faces and index % self.detect_every:
-            faces = track(rgb, self._last_frame_faces)
+        if lead is None:
+            return [], []
+        stream = self._stream_for(lead)
+        if stream is not None:
+            faces = stream(rgb)
             if self.ran is not None:
-                ran_faces, base_faces = faces, self._baseline_on(rgb, faces)
-            else:
-                ran_faces, base_faces = [], faces
-        else:
-            ran_faces, base_faces = self.analyze(rgb)
+                return faces, self._baseline_on(rgb, faces)
+            return [], faces
+        ran_faces, base_faces = self.analyze(rgb)
         lead_faces = ran_faces or base_faces
         if self._tracker is not None and lead_faces and all(f.track_id is None for f in lead_faces):
             ids = self._tracker.update([f.box for f in lead_faces])
@@ -198,11 +200,26 @@ class Analyzer:
         self._last_frame_faces = lead_faces
         return ran_faces, base_faces
 
+    def _stream_for(self, lead: Any) -> Any:
+        if self._stream is not None and self._stream.predictor is lead:
+            return self._stream
+        self._stream = None
+        try:
+            from ran_core.predictor import Predictor
+            from ran_core.stream import StreamPredictor
+        except ImportError:  # pragma: no cover - both ship with ran_core
+            return None
+        if isinstance(lead, Predictor):
+            self._stream = StreamPredictor(lead, detect_every=self.detect_every)
+        return self._stream
+
     def reset_tracking(self) -> None:
         """Forget the faces of earlier frames (a new camera session)."""
         self._last_frame_faces = []
         if self._tracker is not None:
             self._tracker.reset()
+        if self._stream is not None:
+            self._stream.reset()
 
     def _baseline_on(self, rgb: np.ndarray, ran_faces: list[FaceResult]) -> list[FaceResult]:
         if self.baseline is None or not ran_faces:

@@ -102,7 +102,6 @@ class QtMainWindow(QMainWindow):
         self._busy = False
         self._image_seq = -1
         self._applied_seq = -1
-        self._last_result_t = 0.0
         self._open_dialogs: list[QMessageBox] = []
         self.setWindowTitle("RAN viewer — region attention")
         self.setAcceptDrops(True)

@@ -106,7 +106,7 @@ class CameraSettings:
     name: str = "camera"
     running: bool = False
     paused: bool = False
-    detect_every: int = 5
+    detect_every: int = 10
     capture_fps: float = 0.0
     analysed_fps: float = 0.0
     dropped: int = 0

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import FakePredictor, face_image, make_face
+from conftest import SAMPLES, FakePredictor, face_image, make_face
 
 from ran_viewer.analysis import Analyzer, detections_from_faces, model_display_name
 from ran_viewer.camera import CameraError, OpenCVCamera, RateMeter, VideoFileSource, make_source
@@ -394,3 +394,23 @@ def test_singletons_are_immortal_where_pyside_leaks_them() -> None:
     if not _pyside_needs_immortal_singletons():
         pytest.skip("this Python/PySide6 pair does not leak references to None")
     assert sys.getrefcount(None) > _IMMORTAL // 2 and sys.getrefcount(True) > _IMMORTAL // 2
+
+
+def test_camera_frames_with_a_real_predictor_detect_only_now_and_then(tiny_models: dict[str, Path]) -> None:
+    """With ran_core's Predictor the camera path detects every N frames and follows faces in between."""
+    from ran_core.imageio import read_image
+    from ran_core.predictor import Predictor
+
+    photo = read_image(SAMPLES / "grace_hopper.jpg")
+    ran = Predictor(tiny_models["ran"], detector="haar")
+    an = Analyzer(ran, Predictor(tiny_models["baseline"], detector=ran.detector), detect_every=5)
+    ids = []
+    for i in range(8):
+        frame = np.ascontiguousarray(photo[10 + i : 410 + i, 40 + 2 * i : 440 + 2 * i])
+        ran_faces, base_faces = an.analyze_frame(frame, i)
+        assert len(ran_faces) == len(base_faces) >= 1 and len(ran_faces[0].regions) == 6
+        ids.append(ran_faces[0].track_id)
+        assert base_faces[0].track_id == ran_faces[0].track_id
+    assert ids == [ids[0]] * 8 and an._stream.detections < 8
+    an.reset_tracking()
+    assert an._stream.detections == 0
