@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPen
+from PySide6.QtGui import QColor, QFont, QPen
 from PySide6.QtWidgets import QGraphicsRectItem, QVBoxLayout, QWidget
 
 from ran_core.structures import FaceResult
@@ -319,7 +319,9 @@ class QtImageView(QWidget):
             text = "–" if not math.isfinite(value) else f"{value:.2f}"
             if selected:
                 text = f"{region.name} {text}"
-            label = self._text(text, color, QColor(0, 0, 0, 200), 41 + rank)
+            # The label is filled with the box's colour (dark purple text on a dark photo would vanish) and written in
+            # black or white, whichever reads on that colour.
+            label = self._text(text, _ink_for(color), color, 41 + rank)
             cands = [
                 (QPointF(x1, y1), (0, 0)),
                 (QPointF(x2, y1), (1, 0)),
@@ -339,13 +341,12 @@ class QtImageView(QWidget):
         """
         if not self._labels or self._shape is None:
             return
-        fm = QFontMetricsF(self._label_font)
         placed: list[QRectF] = []
         face_labels = [entry for entry in self._labels if entry[2] == -1]
         region_labels = sorted((e for e in self._labels if e[2] != -1), key=lambda e: -e[2])
         for label, cands, _ in face_labels + region_labels:
-            text = label.textItem.toPlainText()
-            w, h = fm.horizontalAdvance(text) + 6, fm.height() + 2
+            size = label.textItem.boundingRect()  # screen pixels (labels ignore zoom), margins included
+            w, h = size.width(), size.height()
             chosen = None
             for pos, anchor in cands:
                 sp = self.vb.mapViewToScene(pos)
@@ -437,6 +438,12 @@ class QtImageView(QWidget):
         scene = self.vb.mapViewToScene(QPointF(x, y))
         view_pt = self.canvas.mapFromScene(scene)
         return self.canvas.mapTo(self, view_pt)
+
+
+def _ink_for(color: QColor) -> str:
+    """Black or white, whichever is legible on ``color`` (relative luminance)."""
+    luma = 0.2126 * color.redF() + 0.7152 * color.greenF() + 0.0722 * color.blueF()
+    return "#000000" if luma > 0.45 else "#ffffff"
 
 
 def _contains(box: tuple[float, ...], x: float, y: float) -> bool:

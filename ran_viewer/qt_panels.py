@@ -139,11 +139,16 @@ class QtProbabilityWidget(QWidget):
         clean_base = _clean_match(state.clean_baseline_faces, base) if state.occluders else None
         self._set_bars(self.ran_clean, ys - off, None if clean_ran is None else clean_ran.probabilities, height)
         self._set_bars(self.base_clean, ys + off, None if clean_base is None else clean_base.probabilities, height)
-        for values, dy, color in ((self.ran_values, -off, "#bcd9f7"), (self.baseline_values, off, "#f7d7a8")):
+        rows = (
+            (self.ran_values, clean_ran, -off, "#bcd9f7"),
+            (self.baseline_values, clean_base, off, "#f7d7a8"),
+        )
+        for values, clean, dy, color in rows:
             if values is None:
                 continue
-            for y, v in zip(ys, values):
-                self._texts.put(f"{v:.0%}", color, min(float(v), 0.86) + 0.01, y + dy)
+            ref = np.zeros(len(values)) if clean is None else np.asarray(clean.probabilities, float)
+            for y, v, c in zip(ys, values, ref):  # the label goes right of the bar and of its unoccluded outline
+                self._texts.put(f"{v:.0%}", color, min(max(float(v), float(c)), 0.86) + 0.01, y + dy)
         self._texts.finish()
         top = int(np.argmax(self.ran_values if self.ran_values is not None else self.baseline_values)) if n else -1
         ticks = [(float(k), ("▶ " if k == top else "") + name) for k, name in enumerate(names)]
@@ -276,8 +281,9 @@ class QtRegionWeightWidget(QWidget):
             cv = np.zeros(0)
             self.clean.setOpts(x0=[], y=[], width=[])
         xmax = float(max(np.max(finite, initial=0), np.max(cv, initial=0))) * 1.22 or 1.0
-        for y, v in zip(ys, values):
-            self._texts.put(f"{v:.3f}", "#dddddd", float(np.nan_to_num(v)) + xmax * 0.01, y)
+        ref = cv if len(cv) == len(values) else np.zeros(len(values))
+        for y, v, c in zip(ys, values, ref):  # right of the bar and of its unoccluded outline
+            self._texts.put(f"{v:.3f}", "#dddddd", max(float(np.nan_to_num(v)), float(c)) + xmax * 0.01, y)
         self._texts.finish()
         names = [r.name for r in face.regions]
         pi.getAxis("left").setTicks([[(float(k), n) for k, n in enumerate(names)]])
