@@ -904,9 +904,9 @@ def format_report(result: dict[str, Any]) -> str:
     if m.get("cuda_device"):
         lines.append(f"cuda: {m['cuda_device']} (sm {m['cuda_capability']}, {m['cuda_memory_gb']} GB)")
     load0, load1 = m.get("load_average_1min_at_start"), m.get("load_average_1min_at_end")
-    lines.append(f"load average (1 min): {load0} at start, {load1} at end")
-    if load0 is not None and m["usable_cores"] and max(load0, load1 or 0) > 0.5 * m["usable_cores"]:
-        lines.append("NOTE: other processes were using the CPU during the run; absolute numbers are pessimistic.")
+    lines.append(f"load average (1 min): {load0} at start, {load1} at end (the end includes the benchmark itself)")
+    if load0 is not None and m["usable_cores"] and load0 > 0.5 * m["usable_cores"]:
+        lines.append("NOTE: other processes were using the CPU when the run started; absolute numbers are pessimistic.")
     for note in result.get("notes", []):
         lines.append(f"model: {note}")
 

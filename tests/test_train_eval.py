@@ -324,8 +324,46 @@ def test_synthetic_occlusion_blacks_out_the_named_part() -> None:
 
 def test_eval_cli_occlusion_option(ferplus_root: Path, tmp_path: Path) -> None:
     save_model(_constant_model(1), tmp_path / "m")
-    base = ["eval", "--checkpoint", str(tmp_path / "m"), "--dataset", "ferplus", "--data-root", str(ferplus_root),
-            "--split", "valid", "--device", "cpu", "--workers", "0"]
+    base = [
+        "eval",
+        "--checkpoint",
+        str(tmp_path / "m"),
+        "--dataset",
+        "ferplus",
+        "--data-root",
+        str(ferplus_root),
+        "--split",
+        "valid",
+        "--device",
+        "cpu",
+        "--workers",
+        "0",
+    ]
     assert cli_main([*base, "--out", str(tmp_path / "o"), "--occlude", "eyes"]) == 0
     m = json.loads((tmp_path / "o" / "metrics.json").read_text())
     assert m["occlusion"] == "eyes" and m["overall"]["n"] == 12
+
+
+def test_evaluate_picks_region_batching_once_and_outputs_do_not_change(ferplus_root: Path, monkeypatch) -> None:
+    from ran_core.data import open_dataset
+    from ran_core.engine.evaluate import evaluate
+    from ran_core.models.ran import RegionAttentionNetwork
+
+    split = open_dataset("ferplus", ferplus_root, "valid")
+    model = create_model("ran_compact").eval()
+    tuned = []
+    real = RegionAttentionNetwork.autotune_region_chunk
+
+    def spy(self, *args, **kwargs):
+        tuned.append(kwargs.get("batch_size"))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(RegionAttentionNetwork, "autotune_region_chunk", spy)
+    first = evaluate(model, split, batch_size=4)
+    assert tuned == [4] and model.region_chunk in (None, 3, 1)
+    for chunk in (None, 3, 1):  # a chosen chunk is kept (not re-timed), and every choice gives the same outputs
+        model.region_chunk = chunk
+        again = evaluate(model, split, batch_size=4)
+        np.testing.assert_allclose(again.probs, first.probs, atol=1e-5)
+        np.testing.assert_allclose(again.alpha, first.alpha, atol=1e-5)
+    assert len(tuned) == 2  # timed again only for region_chunk=None

@@ -151,6 +151,9 @@ def evaluate(
         cache: pre-decoded faces of ``split`` for this model's framing (the trainer passes its validation cache).
         occlusion: evaluate with a synthetic occluder on every face (``eyes``, ``mouth``, ``lower_half``,
             ``left_half`` or ``random``); ``None`` evaluates the images as they are.
+
+    A RAN whose ``region_chunk`` is unset is given the fastest one for this device first
+    (:meth:`~ran_core.models.ran.RegionAttentionNetwork.autotune_region_chunk`): it changes speed, never outputs.
     """
     from ran_core.data import match_subset
 
@@ -161,6 +164,11 @@ def evaluate(
             "evaluate on a dataset with the same classes (for AffectNet choose --num-classes to match)"
         )
     source = cache if cache is not None else FaceDataset(split.samples, config, config.input_size, config.num_classes)
+    if model.region_chunk is None:
+        # All regions in one backbone call, in chunks, or one per call: same outputs, and which is fastest depends on
+        # the device and sizes (on a CPU the official loop wins for ResNet-18 at 224 px). A second of timing buys that.
+        model.eval().to(device)
+        model.autotune_region_chunk(batch_size=min(batch_size, 16), repeats=2, device=device)
     out = predict_split(model, source, batch_size, device, progress, should_stop, workers, occlusion=occlusion)
     idx, targets, probs = out["index"], out["targets"], out["probs"]
     preds = probs.argmax(axis=1) if len(probs) else np.zeros(0, dtype=np.int64)
