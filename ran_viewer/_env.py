@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
+from typing import NamedTuple
 
 # The non-headless opencv-python wheel points QT_QPA_PLATFORM_PLUGIN_PATH and QT_QPA_FONTDIR at the Qt5 plugins and
 # fonts bundled inside cv2 as soon as ``cv2`` is imported. PySide6 (Qt6) then searches cv2's Qt5 platform plugins
@@ -72,3 +74,51 @@ def prepare_qt_environment() -> None:
     _drop_cv2_qt_env()
     if _pyside_needs_immortal_singletons():
         _immortalize_singletons()
+
+
+# Qt aborts the whole process (qFatal, no Python exception) when its platform plugin cannot start, with a message that
+# does not say what to install. These are the cases users hit on Linux; each gets an answer before Qt is touched.
+_XCB_LIBS = {  # library (for ctypes.util.find_library) -> Debian/Ubuntu package
+    "xcb-cursor": "libxcb-cursor0",
+    "xkbcommon-x11": "libxkbcommon-x11-0",
+    "xcb-icccm": "libxcb-icccm4",
+    "xcb-keysyms": "libxcb-keysyms1",
+    "xcb-render-util": "libxcb-render-util0",
+    "xcb-image": "libxcb-image0",
+}
+
+
+class QtPlatformProblem(NamedTuple):
+    message: str  # what is wrong and what to do about it
+    certain: bool  # Qt cannot start (True), or a library lookup failed that Qt itself may still resolve (False)
+
+
+def qt_platform_problem(environ: Mapping[str, str] | None = None, find_library=None) -> QtPlatformProblem | None:  # noqa: ANN001
+    """Why Qt's window system will not start here, with what to do about it; ``None`` when nothing is known wrong.
+
+    Only checks Linux with the X11 (xcb) platform, Qt's default there outside Wayland sessions.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    env = os.environ if environ is None else environ
+    platform = env.get("QT_QPA_PLATFORM", "").split(":")[0].strip()
+    if platform not in ("", "xcb") or (not platform and env.get("WAYLAND_DISPLAY")):
+        return None
+    if not env.get("DISPLAY"):
+        return QtPlatformProblem(
+            "no screen to open a window on (DISPLAY is not set). Run ran-viewer in a desktop session, under "
+            "`xvfb-run ran-viewer ...`, or render to a file with `QT_QPA_PLATFORM=offscreen ran-viewer --screenshot "
+            "out.png`.",
+            certain=True,
+        )
+    if find_library is None:
+        from ctypes.util import find_library
+    missing = [pkg for lib, pkg in _XCB_LIBS.items() if find_library(lib) is None]
+    if missing:
+        return QtPlatformProblem(
+            "Qt's X11 plugin needs system libraries that are not installed: " + ", ".join(missing) + ". On Debian or "
+            "Ubuntu: `sudo apt-get install " + " ".join(missing) + "` (other systems: the same libraries from their "
+            "package manager).",
+            certain=False,
+        )
+    return None

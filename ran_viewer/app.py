@@ -16,7 +16,7 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-from ran_viewer._env import prepare_qt_environment
+from ran_viewer._env import prepare_qt_environment, qt_platform_problem
 
 prepare_qt_environment()  # before Qt is imported, even if the package __init__ was skipped
 
@@ -79,6 +79,14 @@ def main(argv: list[str] | None = None) -> int:
     """Run the viewer; returns the process exit code."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s: %(message)s")
+
+    problem = qt_platform_problem()
+    if problem is not None:
+        # Qt would abort the process with a message that does not say what to install: say it first. A missing
+        # DISPLAY is certain to fail; a library the lookup misses may still be found by Qt, so that one only warns.
+        print(f"ran-viewer: {problem.message}", file=sys.stderr)
+        if problem.certain:
+            return 1
 
     from PySide6.QtWidgets import QApplication
 
