@@ -104,6 +104,21 @@ def test_drawing_colours_regions_by_attention() -> None:
     assert plain.shape == rgb.shape  # no attention (baseline): no colour bar
 
 
+def test_region_numbers_never_cover_each_other() -> None:
+    from ran_core.faces.draw import _place_label
+
+    taken: list[tuple[int, int, int, int]] = []
+    nested = [(50, 50, 350, 350), (60, 60, 200, 200), (60, 60, 190, 190), (62, 62, 195, 198), (100, 200, 300, 340)]
+    spots = [_place_label(box, (30, 14), 2, taken) for box in nested]
+    assert all(spot is not None for spot in spots) and len(taken) == len(nested)
+    for a, ra in enumerate(taken):
+        for rb in taken[a + 1 :]:
+            assert not (ra[0] < rb[2] and rb[0] < ra[2] and ra[1] < rb[3] and rb[1] < ra[3])
+    crowded = [(0, 20, 100, 120)] * 9  # 8 corners (4 in, 4 out): the ninth number is left out, not stacked
+    taken = []
+    assert [_place_label(b, (30, 14), 1, taken) is None for b in crowded].count(True) == 1
+
+
 def _make_video(path: Path, frames: int = 12, fps: float = 10.0) -> list[tuple[int, int]]:
     face = cv2.resize(cv2.imread(str(HOPPER)), (170, 200))
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (400, 260))
