@@ -12,6 +12,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 # Decompression-bomb guard: Pillow warns at ~89 Mpx and refuses at twice that; real photos stay far below.
 Image.MAX_IMAGE_PIXELS = 250_000_000
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm")
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")  # read frame by frame through OpenCV
 
 
 class ImageReadError(ValueError):

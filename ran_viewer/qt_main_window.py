@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDockWidget,
     QFileDialog,
+    QInputDialog,
     QLabel,
     QMainWindow,
     QMessageBox,
@@ -40,7 +41,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ran_core.imageio import IMAGE_EXTENSIONS
+from ran_core.imageio import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from ran_viewer.analysis import Analysis, ModelsInfo
 from ran_viewer.camera import FrameSource, make_source
 from ran_viewer.occlusion import FILLS, TOOL_LABELS, TOOLS
@@ -272,6 +273,14 @@ class QtMainWindow(QMainWindow):
             "&Pause camera", self.toggle_pause, Qt.Key.Key_Space, sp.SP_MediaPause, checkable=True
         )
         self.act_snapshot = self._action("Camera &snapshot", self.snapshot, "Ctrl+Shift+S", sp.SP_DialogSaveButton)
+        self.act_choose_camera = self._action(
+            "C&hoose camera…", self.choose_camera_dialog, tip="Start another camera (0 is the system's default one)"
+        )
+        self.act_video_camera = self._action(
+            "Play a &video file as the camera…",
+            self.open_video_dialog,
+            tip="Run the live path on a recorded video: same tracking, FPS and occluders as a webcam",
+        )
         self.act_undo = self._action("&Undo occluder", self.state.undo_occluder, QKeySequence.StandardKey.Undo)
         self.act_clear = self._action(
             "&Clear occluders", self.state.clear_occluders, "Ctrl+Shift+Z", sp.SP_DialogResetButton
@@ -319,8 +328,15 @@ class QtMainWindow(QMainWindow):
         m.addAction(self.act_load_ran)
         m.addAction(self.act_load_base)
         m = mb.addMenu("&Camera")
-        for a in (self.act_camera, self.act_pause, self.act_snapshot):
-            m.addAction(a)
+        for a in (
+            self.act_camera,
+            self.act_pause,
+            self.act_snapshot,
+            None,
+            self.act_choose_camera,
+            self.act_video_camera,
+        ):
+            m.addSeparator() if a is None else m.addAction(a)
         m = mb.addMenu("&Occlusion")
         for a in self.tool_actions.values():
             m.addAction(a)
@@ -677,6 +693,27 @@ class QtMainWindow(QMainWindow):
         self.camera_worker = worker
         worker.start()
         self.state.notify(f"Starting {name}…")
+
+    def choose_camera_dialog(self) -> None:
+        """Ask for a camera index and start it."""
+        current = self.state.camera.source
+        index, ok = QInputDialog.getInt(
+            self,
+            "Choose camera",
+            "Camera index (0 is the default camera; external cameras usually come next):",
+            int(current) if str(current).isdigit() else 0,
+            0,
+            63,
+        )
+        if ok:
+            self.start_camera(index)
+
+    def open_video_dialog(self) -> None:
+        """Ask for a video file and play it through the live camera path."""
+        exts = " ".join(f"*{e}" for e in VIDEO_EXTENSIONS)
+        path, _ = QFileDialog.getOpenFileName(self, "Play a video file", "", f"Videos ({exts});;All files (*)")
+        if path:
+            self.start_camera(path)
 
     def stop_camera(self) -> None:
         """Stop live analysis (stops, waits for and disconnects the camera thread)."""

@@ -19,9 +19,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ran_core.imageio import IMAGE_EXTENSIONS, ImageReadError, read_image
+from ran_core.imageio import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, ImageReadError, read_image
 
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 logger = logging.getLogger(__name__)
 
 

@@ -267,6 +267,20 @@ def test_camera_start_pause_snapshot_stop(qtbot, window, monkeypatch, tmp_path: 
     assert not state.camera.running and window.camera_worker is None
 
 
+def test_camera_menu_chooses_an_index_or_a_video_file(window, monkeypatch) -> None:
+    started: list[object] = []
+    monkeypatch.setattr(window, "start_camera", started.append)
+    answers = iter([(2, True), (0, False)])
+    monkeypatch.setattr("ran_viewer.qt_main_window.QInputDialog.getInt", lambda *a, **k: next(answers))
+    window.act_choose_camera.trigger()
+    window.act_choose_camera.trigger()  # cancelled: nothing starts
+    files = iter([("/videos/clip.mp4", "Videos"), ("", "")])
+    monkeypatch.setattr("ran_viewer.qt_main_window.QFileDialog.getOpenFileName", lambda *a, **k: next(files))
+    window.act_video_camera.trigger()
+    window.act_video_camera.trigger()
+    assert started == [2, "/videos/clip.mp4"]
+
+
 def test_missing_camera_keeps_app_running(qtbot, window) -> None:
     window.start_camera(99)
     qtbot.waitUntil(lambda: not window.state.camera.running, timeout=5000)
