@@ -35,7 +35,8 @@ def add_parser(sub: argparse._SubParsersAction, name: str, help_text: str) -> ar
 
 def _table(results: list, labels: list[str]) -> str:
     sets = ["overall", *results[0].subsets]
-    head = f"{'set':<12}{'n':>7}{'missing':>9}" + "".join(f"{lab[:14]:>16}{'mean-class':>12}" for lab in labels)
+    width = max(16, *(len(lab) + 2 for lab in labels))  # each model's full name heads its accuracy column
+    head = f"{'set':<12}{'n':>7}{'missing':>9}" + "".join(f"{lab:>{width}}{'mean-class':>12}" for lab in labels)
     if len(results) == 2:
         head += f"{'diff':>9}"
     lines = [head, "-" * len(head)]
@@ -46,7 +47,7 @@ def _table(results: list, labels: list[str]) -> str:
             lines.append(line + "   no image of this list is in the evaluated split")
             continue
         for m in ms:
-            line += f"{m.accuracy:>15.2f}%{m.mean_class_accuracy:>11.2f}%"
+            line += f"{m.accuracy:>{width - 1}.2f}%{m.mean_class_accuracy:>11.2f}%"
         if len(ms) == 2:
             line += f"{ms[0].accuracy - ms[1].accuracy:>+8.2f}%"
         lines.append(line)
