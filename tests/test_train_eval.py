@@ -152,6 +152,12 @@ def _constant_model(class_index: int, arch: str = "ran") -> torch.nn.Module:
     return model
 
 
+def _eval_argv(checkpoint: Path, data_root: Path, *extra: str) -> list[str]:
+    """``ran-core eval`` on the fixture's FERPlus Valid split."""
+    args = ["eval", "--checkpoint", str(checkpoint), "--dataset", "ferplus", "--data-root", str(data_root)]
+    return [*args, "--split", "valid", *extra]
+
+
 def test_eval_cli_metrics_match_hand_computed_case(ferplus_root: Path, tmp_path: Path, capsys) -> None:
     save_model(_constant_model(1), tmp_path / "always1")
     save_model(_constant_model(3, "baseline"), tmp_path / "always3")
@@ -166,27 +172,12 @@ def test_eval_cli_metrics_match_hand_computed_case(ferplus_root: Path, tmp_path:
     )
     out = tmp_path / "eval"
     rc = cli_main(
-        [
-            "eval",
-            "--checkpoint",
-            str(tmp_path / "always1"),
-            "--dataset",
-            "ferplus",
-            "--data-root",
-            str(ferplus_root),
-            "--split",
-            "valid",
-            "--subset-lists",
-            str(tmp_path / "lists"),
-            "--out",
-            str(out),
-            "--compare",
-            str(tmp_path / "always3"),
-            "--device",
-            "cpu",
-            "--workers",
-            "0",
-        ]
+        _eval_argv(
+            tmp_path / "always1",
+            ferplus_root,
+            *("--subset-lists", str(tmp_path / "lists"), "--out", str(out), "--compare", str(tmp_path / "always3")),
+            *("--device", "cpu", "--workers", "0"),
+        )
     )
     assert rc == 0
     m = json.loads((out / "metrics.json").read_text())
@@ -217,21 +208,7 @@ def test_eval_cli_metrics_match_hand_computed_case(ferplus_root: Path, tmp_path:
 def test_eval_cli_refuses_pickle_checkpoint(ferplus_root: Path, tmp_path: Path, capsys) -> None:
     bad = tmp_path / "model.pt"
     torch.save({"w": torch.zeros(1)}, bad)
-    rc = cli_main(
-        [
-            "eval",
-            "--checkpoint",
-            str(bad),
-            "--dataset",
-            "ferplus",
-            "--data-root",
-            str(ferplus_root),
-            "--split",
-            "valid",
-            "--out",
-            str(tmp_path / "o"),
-        ]
-    )
+    rc = cli_main(_eval_argv(bad, ferplus_root, "--out", str(tmp_path / "o")))
     assert rc == 2
     assert "never loaded" in capsys.readouterr().err
 
@@ -324,21 +301,7 @@ def test_synthetic_occlusion_blacks_out_the_named_part() -> None:
 
 def test_eval_cli_occlusion_option(ferplus_root: Path, tmp_path: Path) -> None:
     save_model(_constant_model(1), tmp_path / "m")
-    base = [
-        "eval",
-        "--checkpoint",
-        str(tmp_path / "m"),
-        "--dataset",
-        "ferplus",
-        "--data-root",
-        str(ferplus_root),
-        "--split",
-        "valid",
-        "--device",
-        "cpu",
-        "--workers",
-        "0",
-    ]
+    base = _eval_argv(tmp_path / "m", ferplus_root, "--device", "cpu", "--workers", "0")
     assert cli_main([*base, "--out", str(tmp_path / "o"), "--occlude", "eyes"]) == 0
     m = json.loads((tmp_path / "o" / "metrics.json").read_text())
     assert m["occlusion"] == "eyes" and m["overall"]["n"] == 12

@@ -167,7 +167,6 @@ def evaluate(
     if model.region_chunk is None:
         # All regions in one backbone call, in chunks, or one per call: same outputs, and which is fastest depends on
         # the device and sizes (on a CPU the official loop wins for ResNet-18 at 224 px). A second of timing buys that.
-        model.eval().to(device)
         model.autotune_region_chunk(batch_size=min(batch_size, 16), repeats=2, device=device)
     out = predict_split(model, source, batch_size, device, progress, should_stop, workers, occlusion=occlusion)
     idx, targets, probs = out["index"], out["targets"], out["probs"]

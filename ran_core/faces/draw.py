@@ -38,13 +38,21 @@ def _ink(bg: tuple[int, int, int]) -> tuple[int, int, int]:
     return (0, 0, 0) if luminance > 110 else (255, 255, 255)
 
 
-def _text(img: np.ndarray, text: str, org: tuple[int, int], scale: float, color, thick: int, bg=None) -> None:
+def _text_layout(
+    text: str, org: tuple[int, int], scale: float, thick: int
+) -> tuple[tuple[int, int, int, int], tuple[int, int]]:
+    """Where :func:`_text` puts ``text`` written at ``org``: its background box and the glyphs' baseline origin."""
     (tw, th), base = cv2.getTextSize(text, _FONT, scale, thick)
     x, y = org
-    y = max(y, th + base)
+    y = max(y, th + base)  # kept on the image
+    return (x, y - th - base, x + tw + 2, y + base), (x + 1, y - 1)
+
+
+def _text(img: np.ndarray, text: str, org: tuple[int, int], scale: float, color, thick: int, bg=None) -> None:
+    (x1, y1, x2, y2), origin = _text_layout(text, org, scale, thick)
     if bg is not None:
-        cv2.rectangle(img, (x, y - th - base), (x + tw + 2, y + base - 1), bg, -1)
-    cv2.putText(img, text, (x + 1, y - 1), _FONT, scale, color, thick, cv2.LINE_AA)
+        cv2.rectangle(img, (x1, y1), (x2, y2 - 1), bg, -1)
+    cv2.putText(img, text, origin, _FONT, scale, color, thick, cv2.LINE_AA)
 
 
 def _place_label(
@@ -101,9 +109,7 @@ def draw_faces(rgb: np.ndarray, faces: Sequence[FaceResult], colorbar: bool = Tr
             for px, py in np.asarray(face.landmarks).reshape(-1, 2):
                 cv2.circle(img, (round(px), round(py)), max(1, thick), (255, 80, 80), -1)
         # Labels after every line, so no box crosses a number; the face's label keeps its place above the face.
-        (tw, th), base = cv2.getTextSize(face_label, _FONT, scale, text_thick)
-        ly = max(fy1 - thick, th + base)
-        taken = [(fx1, ly - th - base, fx1 + tw + 2, ly + base)]
+        taken = [_text_layout(face_label, (fx1, fy1 - thick), scale, text_thick)[0]]
         if share is not None:
             for i in reversed(order):  # numbers of the small inner boxes first: they have the fewest free corners
                 color = _rgb(cmap, share[i] / vmax)
@@ -112,7 +118,7 @@ def draw_faces(rgb: np.ndarray, faces: Sequence[FaceResult], colorbar: bool = Tr
                 spot = _place_label(boxes[i], (tw + 2, th + 2 * base), thick, taken)
                 if spot is not None:
                     _text(img, text, (spot[0], spot[1] - base), scale * 0.8, _ink(color), 1, bg=color)
-        _text(img, face_label, (fx1, fy1 - thick), scale, (0, 0, 0), text_thick, (255,) * 3)
+        _text(img, face_label, (fx1, fy1 - thick), scale, (0, 0, 0), text_thick, (255, 255, 255))
     if colorbar and vmax > 0:
         img = np.hstack([img, _colorbar(h, vmax, scale, cmap)])
     return img
