@@ -11,6 +11,7 @@ from ran_core.structures import FERPLUS_CLASSES
 ARCHS: tuple[str, ...] = ("ran", "baseline")
 ATTENTION_NORMS: tuple[str, ...] = ("softmax", "none")
 COLOR_MODES: tuple[str, ...] = ("gray", "rgb")
+TTA_MODES: tuple[str, ...] = ("none", "flip")
 FORMAT_VERSION = 1
 
 
@@ -30,7 +31,14 @@ class ModelConfig:
         attention_norm: ``softmax`` normalises α and β across regions before aggregating, as the authors' official
             code does (FERplus_dir/attention_rank_loss.py); ``none`` uses the sigmoid outputs directly, as the paper's
             equations are written.
-        drop_rate: dropout before the attention and classifier layers.
+        drop_rate: dropout before the classifier (and, with ``attention_dropout``, before the attention layers).
+        attention_dropout: also apply dropout to the features entering the α and β layers. The authors' official
+            code has none there; older ran_core models were trained with it (``True`` in their configs).
+        tta: test-time augmentation at inference: ``none`` or ``flip`` (average the class probabilities of the
+            face and its mirror image). Honoured by eval, predict, the Predictor, the camera path and the viewer.
+        logit_bias: per-class values added to the log-probabilities at inference (a logit adjustment, e.g.
+            ``-tau * log(prior)`` to trade overall accuracy for accuracy on rare classes; set by
+            ``ran-core calibrate``), or None.
         face_margin: extra margin added around a detected face box on each side, as a fraction of its size, so that
             faces found in the wild are framed like the training images.
         provenance: free-form record of how the weights were made (dataset, epochs, metrics, command).
@@ -46,6 +54,9 @@ class ModelConfig:
     regions: RegionConfig = field(default_factory=RegionConfig)
     attention_norm: str = "softmax"
     drop_rate: float = 0.5
+    attention_dropout: bool = False
+    tta: str = "none"
+    logit_bias: list[float] | None = None
     face_margin: float = 0.1
     provenance: dict[str, Any] = field(default_factory=dict)
 
@@ -71,6 +82,14 @@ class ModelConfig:
             raise ValueError("a model needs at least two classes")
         if not 0 <= self.drop_rate < 1:
             raise ValueError(f"drop_rate must be in [0, 1), got {self.drop_rate}")
+        if self.tta not in TTA_MODES:
+            raise ValueError(f"tta must be one of {TTA_MODES}, got {self.tta!r}")
+        if self.logit_bias is not None:
+            self.logit_bias = [float(v) for v in self.logit_bias]
+            if len(self.logit_bias) != len(self.class_names):
+                raise ValueError(
+                    f"logit_bias needs one value per class ({len(self.class_names)}), got {len(self.logit_bias)}"
+                )
         if self.arch == "baseline" and self.regions.num_regions != 1:
             self.regions = RegionConfig.whole_face()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -22,6 +24,20 @@ def region_biased_loss(alpha: torch.Tensor, margin: float = 0.02) -> torch.Tenso
         raise ValueError(f"the region-biased loss needs (B, K>=2) attention weights, got {tuple(alpha.shape)}")
     gap = alpha[:, 1:].max(dim=1).values - alpha[:, 0]
     return F.relu(margin - gap).mean()
+
+
+def max_rb_gap(num_regions: int, attention_norm: str = "softmax") -> float:
+    """The largest ``max_{i>=1} alpha_i - alpha_0`` the attention can reach: an RB-loss margin must be below it.
+
+    With the official softmax over K sigmoid scores s_i in (0, 1), the gap is largest when one crop scores 1 and all
+    other regions 0: ``(e - 1) / (e + K - 1)``, about 0.22 for K = 6 (and never reached: sigmoids stay inside (0, 1)).
+    Without normalisation, alpha_i are sigmoids and the gap stays below 1.
+    """
+    if num_regions < 2:
+        raise ValueError("the region-biased loss needs at least 2 regions")
+    if attention_norm == "softmax":
+        return (math.e - 1) / (math.e + num_regions - 1)
+    return 1.0
 
 
 class RANCriterion(nn.Module):

@@ -28,6 +28,7 @@ from ran_core.config import ModelConfig
 from ran_core.faces.alignment import AlignedFace, align_face
 from ran_core.faces.detectors import DEFAULT_MAX_SIDE, Detection, FaceDetector, create_detector
 from ran_core.imageio import read_image, to_gray
+from ran_core.models.inference import infer
 from ran_core.regions import crop_regions, region_boxes
 from ran_core.saved_model import load_model
 from ran_core.structures import FaceResult, RegionResult
@@ -73,6 +74,8 @@ class Predictor:
         detector: ``auto``, ``fan``, ``mtcnn``, ``haar`` or any object with ``name`` and ``detect(rgb)``.
         device: torch device for the model and CNN detectors.
         max_detect_side: longest side of the copy detection runs on, when ``detector`` is a name.
+        tta: test-time augmentation, ``none`` or ``flip``; ``None`` uses the model config's (see
+            :func:`ran_core.models.infer`).
     """
 
     def __init__(
@@ -81,7 +84,11 @@ class Predictor:
         detector: str | FaceDetector = "auto",
         device: str | torch.device = "cpu",
         max_detect_side: int | None = DEFAULT_MAX_SIDE,
+        tta: str | None = None,
     ) -> None:
+        if tta not in (None, "none", "flip"):
+            raise ValueError(f"tta must be none or flip, got {tta!r}")
+        self.tta = tta
         self.device = torch.device(device)
         if isinstance(model, nn.Module):
             if not isinstance(getattr(model, "config", None), ModelConfig):
@@ -154,8 +161,8 @@ class Predictor:
             x = (regions / 255.0 - mean) / std
             t2 = time.perf_counter()
             with torch.inference_mode():
-                out = self.model(x)
-                probs = torch.softmax(out.logits.float(), dim=1).cpu().numpy()
+                out = infer(self.model, x, self.tta)
+                probs = torch.softmax(out.logits, dim=1).cpu().numpy()
                 alpha = None if out.alpha is None else out.alpha.float().cpu().numpy()
                 beta = None if out.beta is None else out.beta.float().cpu().numpy()
             t3 = time.perf_counter()

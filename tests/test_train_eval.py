@@ -11,58 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from ferplus_fixtures import make_ferplus
+from ferplus_fixtures import train_config as _cfg
 
 from ran_core import create_model, load_model, save_model
 from ran_core.cli import main as cli_main
 from ran_core.engine.metrics import SetMetrics, confusion_matrix
 from ran_core.engine.trainer import TrainConfig, Trainer, TrainingDiverged
-
-VOTES = {  # one clear-majority vote row per class (10 columns: 8 emotions, unknown, NF)
-    c: [10 if i == c else 0 for i in range(10)] for c in range(8)
-}
-
-
-def make_ferplus(root: Path, split: str, labels: list[int], start: int, corrupt: int | None = None) -> list[str]:
-    folder = root / {"train": "FER2013Train", "valid": "FER2013Valid"}[split]
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(start)
-    rows, names = [], []
-    for i, c in enumerate(labels):
-        name = f"fer{start + i:07d}.png"
-        img = rng.integers(0, 60, (48, 48), dtype=np.uint8)
-        img[4 + 5 * c : 9 + 5 * c, 8:40] = 230  # a class-dependent bright bar: learnable
-        Image.fromarray(img).save(folder / name)
-        rows.append(f'{name},"(0, 0, 48, 48)",' + ",".join(map(str, VOTES[c])))
-        names.append(name)
-    if corrupt is not None:
-        (folder / names[corrupt]).write_bytes(b"\x89PNG\r\n\x1a\n truncated")
-    (folder / "label.csv").write_text("\n".join(rows) + "\n")
-    return names
-
-
-@pytest.fixture
-def ferplus_root(tmp_path: Path) -> Path:
-    root = tmp_path / "ferplus"
-    make_ferplus(root, "train", [i % 8 for i in range(24)], 0)
-    make_ferplus(root, "valid", [0, 1, 1, 2, 3, 3, 3, 4, 5, 6, 7, 1], 100)
-    return root
-
-
-def _cfg(root: Path, out: Path, **kw) -> TrainConfig:
-    base = dict(
-        data_root=str(root),
-        out=str(out),
-        epochs=2,
-        batch_size=8,
-        amp="off",
-        cache="memory",
-        eval_batch_size=16,
-        recipe="modern",
-        drop_rate=0.1,
-    )
-    base.update(kw)
-    return TrainConfig(**base)
 
 
 def test_metrics_hand_computed() -> None:

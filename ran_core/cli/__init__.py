@@ -1,4 +1,4 @@
-"""The ``ran-core`` command line: ``train``, ``eval``, ``predict`` and ``bench``.
+"""The ``ran-core`` command line: ``train``, ``eval``, ``calibrate``, ``predict`` and ``bench``.
 
 Each subcommand lives in its own module exposing ``add_parser(subparsers)`` and ``run(args) -> int``.
 """
@@ -13,6 +13,7 @@ import sys
 SUBCOMMANDS = {
     "train": "Train RAN or the baseline on a dataset.",
     "eval": "Evaluate a model (and the occlusion/pose subsets); write metrics.json and confusion matrices.",
+    "calibrate": "Fit a logit adjustment for rare classes on a validation split and save the model with it.",
     "predict": "Detect faces in images or videos and classify their expressions.",
     "bench": "Measure latency and throughput on this machine.",
 }

@@ -26,6 +26,16 @@ def add_parser(sub: argparse._SubParsersAction, name: str, help_text: str) -> ar
         choices=["eyes", "mouth", "lower_half", "left_half", "random"],
         help="black out this part of every face (a reproducible synthetic occlusion test)",
     )
+    photo = p.add_argument_group(
+        "photo path",
+        "also run every face through the photo path (detect, align, regions: what `predict` does), pasted "
+        "upscaled into a larger picture, and compare its accuracy with the dataset-framed one",
+    )
+    photo.add_argument("--through-predict", action="store_true", help="evaluate the photo path too")
+    photo.add_argument("--upscale", type=int, default=192, help="face side in the picture (default: 192 px)")
+    photo.add_argument("--canvas", type=int, default=320, help="picture side (default: 320 px)")
+    photo.add_argument("--detector", default="mtcnn", help="face detector for the photo path (default: mtcnn)")
+    a("--tta", choices=["none", "flip"], help="test-time augmentation (default: the one saved with each model)")
     a("--batch-size", type=int, default=128)
     a("--device", default="auto", help="auto, cpu or cuda")
     a("--workers", type=int, default=2, help="image decoding processes")
@@ -95,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
                 progress=progress,
                 workers=args.workers,
                 occlusion=args.occlude,
+                tta=args.tta,
             )
         except ValueError as exc:
             print(f"ran-core eval: {exc}", file=sys.stderr)
@@ -106,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
     main = results[0].to_json()
     main["dataset"] = {"name": args.dataset, "root": str(args.data_root), "split": args.split, "n_listed": len(split)}
     main["occlusion"] = args.occlude
+    main["tta"] = args.tta or models[0][1].config.tta
     if results[0].unreadable:
         print(f"warning: {results[0].unreadable} image(s) could not be read and were left out", file=sys.stderr)
     if len(results) == 2:
@@ -120,6 +132,12 @@ def run(args: argparse.Namespace) -> int:
             + [(s, main["subsets"][s], other["subsets"][s]) for s in main["subsets"]]
         }
         main["compare"] = {**other, "difference": diff}
+    if args.through_predict:
+        try:
+            main["through_predict"] = _through_predict(args, models, results, split, labels)
+        except (ValueError, RuntimeError) as exc:
+            print(f"ran-core eval: photo path: {exc}", file=sys.stderr)
+            return 2
     (args.out / "metrics.json").write_text(json.dumps(main, indent=2) + "\n")
     for res, label in zip(results, labels):
         prefix = "" if res is results[0] else f"{label}_"
@@ -139,3 +157,46 @@ def run(args: argparse.Namespace) -> int:
     print(_table(results, labels))
     print(f"\nwrote {args.out / 'metrics.json'} and confusion matrices to {args.out}")
     return 0
+
+
+def _through_predict(args: argparse.Namespace, models: list, results: list, split, labels: list[str]) -> dict:
+    """The photo path on the same faces; prints a comparison and returns it for metrics.json."""
+    import numpy as np
+
+    from ran_core.engine.pipeline_eval import evaluate_through_predictor
+    from ran_core.predictor import Predictor
+
+    predictors = [
+        Predictor(model, detector=args.detector, device=model_device(model), tta=args.tta) for _, model in models
+    ]
+    bar = tqdm(total=len(split), desc=f"photo path ({args.detector})", unit="img")
+    try:
+        photo = evaluate_through_predictor(
+            predictors, split, args.upscale, args.canvas, progress=lambda d, t: bar.update(d - bar.n)
+        )
+    finally:
+        bar.close()
+    report = {"upscale": args.upscale, "canvas": args.canvas, "detector": args.detector, "models": {}}
+    print(
+        f"\nphoto path: faces upscaled to {args.upscale} px in {args.canvas} px pictures, detector {args.detector}: "
+        f"found {photo[0].found} of {photo[0].n}"
+    )
+    print(f"{'model':<24}{'eval':>9}{'photo path':>12}{'gap':>8}{'on found':>10}{'eval on found':>15}")
+    for label, res, ph in zip(labels, results, photo):
+        by_path = dict(zip(res.paths, res.preds))
+        found = ph.preds >= 0
+        eval_preds = np.array([by_path.get(str(split.samples[i].path), -1) for i in ph.indices])
+        t = np.array([split.samples[i].label for i in ph.indices])
+        eval_all = 100.0 * float((eval_preds == t).mean()) if len(t) else float("nan")
+        eval_found = 100.0 * float((eval_preds[found] == t[found]).mean()) if found.any() else float("nan")
+        gap = ph.overall.accuracy - eval_all
+        print(
+            f"{label:<24}{eval_all:>8.2f}%{ph.overall.accuracy:>11.2f}%{gap:>+7.2f}{ph.on_found.accuracy:>9.2f}%"
+            f"{eval_found:>14.2f}%"
+        )
+        report["models"][label] = {**ph.to_json(), "eval_accuracy": eval_all, "eval_accuracy_on_found": eval_found}
+    return report
+
+
+def model_device(model):
+    return next(model.parameters()).device

@@ -38,6 +38,9 @@ def add_parser(sub: argparse._SubParsersAction, name: str, help_text: str) -> ar
     p.add_argument("--model", default="ran-ferplus", help="saved model: bundled name or path (default: ran-ferplus)")
     p.add_argument("--detector", default="auto", help="auto, fan, mtcnn or haar (default: auto)")
     p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    p.add_argument(
+        "--tta", choices=["none", "flip"], help="test-time augmentation (default: the one saved with the model)"
+    )
     p.add_argument("--max-side", type=int, default=1280, help="detect on a copy no larger than this (default: 1280 px)")
     p.add_argument("--json", type=Path, metavar="OUT", help="write every result to this JSON file")
     p.add_argument("--draw", type=Path, metavar="OUT_DIR", help="write annotated images to this folder")
@@ -80,7 +83,9 @@ def run(args: argparse.Namespace) -> int:
         print("error: --every must be at least 1", file=sys.stderr)
         return 2
     try:
-        predictor = Predictor(args.model, detector=args.detector, device=args.device, max_detect_side=args.max_side)
+        predictor = Predictor(
+            args.model, detector=args.detector, device=args.device, max_detect_side=args.max_side, tta=args.tta
+        )
     except (ModelLoadError, DetectorUnavailable, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -34,7 +34,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str, help_text: str) -> ar
     a("--data-root", help="dataset root folder")
     a("--out", help="run directory [runs/ran]")
     a("--model", choices=["ran", "baseline"], help="RAN or the whole-face baseline [ran]")
-    a("--backbone", help="compact, resnet18, resnet34, resnet50 or vgg16 [compact]")
+    a("--backbone", help="compact, sepconv, sepconv_wide, resnet18, resnet34, resnet50 or vgg16 [compact]")
     a("--pretrained", help="local backbone checkpoint to start from (e.g. an MS-Celeb-1M ResNet-18)")
     a("--regions", choices=["fixed", "random", "landmark"], help="region scheme [fixed]")
     a(
@@ -47,13 +47,35 @@ def add_parser(sub: argparse._SubParsersAction, name: str, help_text: str) -> ar
     a("--input-size", type=int, help="crop side in pixels [the backbone's: 48 compact, 224 others]")
     a("--color-mode", choices=["gray", "rgb"], help="[the backbone's: gray compact, rgb others]")
     a("--attention-norm", choices=["softmax", "none"], help="softmax alpha/beta across regions (official) [softmax]")
-    a("--drop-rate", type=float, help="dropout before attention and classifier [0.5]")
+    a("--drop-rate", type=float, help="dropout before the classifier [0.5]")
+    a("--attention-dropout", type=_bool, help="dropout also before the alpha/beta layers (not official) [false]")
+    a("--tta", choices=["none", "flip"], help="test-time augmentation saved with the model and used to validate [none]")
     a("--label-mode", choices=["majority", "probability"], help="FERPlus training targets [majority]")
     a("--num-classes", type=int, choices=[7, 8], help="AffectNet setting [8]")
     a("--epochs", type=int, help="[30]")
     a("--batch-size", type=int, help="[64]")
     a("--lr", type=float, help="peak learning rate [0.01 official, 0.002 modern]")
     a("--recipe", choices=["official", "modern"], help="official: SGD+steps; modern: AdamW+cosine+augmentation")
+    a("--optimizer", choices=["sgd", "adam", "adamw"], help="[sgd official, adamw modern]")
+    a(
+        "--schedule",
+        choices=["steps", "cosine", "plateau"],
+        help="learning-rate schedule [steps official, cosine modern]",
+    )
+    a("--plateau-patience", type=int, help="epochs without a lower validation loss before halving the lr [5]")
+    a("--plateau-factor", type=float, help="lr factor of the plateau schedule [0.5]")
+    a("--early-stop", type=int, help="stop after this many epochs without a better validation accuracy [never]")
+    a(
+        "--augment",
+        choices=["none", "official", "modern", "strong"],
+        help="augmentation preset [official or modern, by recipe]; strong = rotation 30, shift/shear/zoom 20%%, "
+        "brightness x0.2-1.2, erasing",
+    )
+    a(
+        "--init-from",
+        help="saved model, bundled name or run directory to start from (e.g. a trained baseline gives RAN its "
+        "backbone)",
+    )
     a("--weight-decay", type=float, help="[1e-4 official, 0.05 modern]")
     a("--label-smoothing", type=float, help="[0 official, 0.1 modern]")
     a("--lambda-rb", type=float, help="weight of the region-biased loss [1.0]")

@@ -171,16 +171,27 @@ class AugmentConfig:
         rotate: max rotation in degrees.
         scale: max relative zoom (0.1 = 0.9x to 1.1x).
         translate: max shift as a fraction of the face side.
+        shear: max horizontal shear (x += shear * y, in units of the face side).
         erase: probability of erasing a random rectangle (a synthetic occlusion; Zhong et al. 2020).
-        color: max relative brightness/contrast change.
+        color: max relative brightness/contrast change (additive brightness, contrast about the mean).
+        brightness: ``(lo, hi)`` range of a multiplicative brightness factor, or None.
     """
 
     flip: float = 0.5
     rotate: float = 0.0
     scale: float = 0.0
     translate: float = 0.0
+    shear: float = 0.0
     erase: float = 0.0
     color: float = 0.0
+    brightness: tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        if self.brightness is not None:
+            lo, hi = (float(v) for v in self.brightness)
+            if not 0 <= lo <= hi:
+                raise ValueError(f"brightness range must satisfy 0 <= lo <= hi, got {self.brightness}")
+            self.brightness = (lo, hi)
 
     @classmethod
     def official(cls) -> AugmentConfig:
@@ -190,6 +201,24 @@ class AugmentConfig:
     @classmethod
     def modern(cls) -> AugmentConfig:
         return cls(flip=0.5, rotate=10.0, scale=0.1, translate=0.08, erase=0.25, color=0.2)
+
+    @classmethod
+    def strong(cls) -> AugmentConfig:
+        """The heavy augmentation of the best small from-scratch FERPlus CNNs (rotation 30 degrees, shifts, shear and
+        zoom 20 %, brightness x0.2-1.2), plus random erasing as a stand-in for occluders."""
+        return cls(flip=0.5, rotate=30.0, scale=0.2, translate=0.2, shear=0.2, erase=0.25, brightness=(0.2, 1.2))
+
+    @classmethod
+    def preset(cls, name: str) -> AugmentConfig | None:
+        """``none``, ``official``, ``modern`` or ``strong``."""
+        if name == "none":
+            return None
+        if name not in AUGMENT_PRESETS:
+            raise ValueError(f"unknown augmentation {name!r}; choose one of none, {', '.join(AUGMENT_PRESETS)}")
+        return getattr(cls, name)()
+
+
+AUGMENT_PRESETS: tuple[str, ...] = ("official", "modern", "strong")
 
 
 class RegionBatcher:
@@ -238,12 +267,18 @@ class RegionBatcher:
         erase = self._rand(b) < a.erase
         erase_box = self._rand(b, 4)
         color = (self._rand(b, 2) * 2 - 1) * a.color
-        # Output-to-input sampling matrix in normalised coords: x_in = S^-1 R^-1 (x_out - t), flip folded in.
+        shear = (self._rand(b) * 2 - 1) * a.shear
+        lo, hi = a.brightness or (1.0, 1.0)
+        gain = lo + self._rand(b) * (hi - lo)
+        # Output-to-input sampling matrix in normalised coords: x_in = Sh S^-1 R^-1 (x_out - t), flip folded in.
         cos, sin = torch.cos(ang) / scl, torch.sin(ang) / scl
         fx = torch.where(flip, -1.0, 1.0)
         theta = torch.zeros(b, 2, 3)
         theta[:, 0, 0], theta[:, 0, 1] = cos * fx, sin
         theta[:, 1, 0], theta[:, 1, 1] = -sin * fx, cos
+        if a.shear > 0:
+            row0 = theta[:, 0, :2] + shear[:, None] * theta[:, 1, :2]
+            theta[:, 0, 0], theta[:, 0, 1] = row0[:, 0], row0[:, 1]
         theta[:, 0, 2] = -(theta[:, 0, 0] * tx + theta[:, 0, 1] * ty)
         theta[:, 1, 2] = -(theta[:, 1, 0] * tx + theta[:, 1, 1] * ty)
         theta = theta.to(dev)
@@ -260,6 +295,8 @@ class RegionBatcher:
             c = color.to(dev)
             mean = x.mean(dim=(1, 2, 3), keepdim=True)
             x = ((x - mean) * (1 + c[:, 1, None, None, None]) + mean + c[:, 0, None, None, None]).clamp(0, 1)
+        if a.brightness is not None:
+            x = (x * gain.to(dev)[:, None, None, None]).clamp(0, 1)
         if a.erase > 0 and erase.any():
             ew = (0.2 + 0.3 * erase_box[:, 0]) * w
             eh = (0.2 + 0.3 * erase_box[:, 1]) * h

@@ -13,6 +13,7 @@ from torch import nn
 
 from ran_core.data.pipeline import CachedFaces, FaceDataset, RegionBatcher, iterate_batches, occlude_batch
 from ran_core.engine.metrics import SetMetrics, confusion_matrix
+from ran_core.models.inference import infer
 
 if TYPE_CHECKING:
     from ran_core.data import DatasetSplit, SubsetList
@@ -76,11 +77,16 @@ def predict_split(
     workers: int = 0,
     shard: tuple[int, int] = (0, 1),
     occlusion: str | None = None,
+    amp: torch.dtype | str | None = "auto",
+    tta: str | None = None,
 ) -> dict[str, np.ndarray]:
     """Run ``model`` over every sample of ``source``; returns indices, targets, probs, alpha, beta and mean loss.
 
     ``shard=(rank, world)`` evaluates every ``world``-th sample starting at ``rank`` (distributed validation).
     ``occlusion`` blacks out part of every face first (:func:`ran_core.data.pipeline.occlude_batch`).
+    ``amp`` is the autocast dtype (``None``: full precision; ``"auto"``: bf16 on CUDA, and on a CPU for models marked
+    ``_bf16_inference``). ``tta`` overrides the model config's test-time augmentation (see
+    :func:`ran_core.models.infer`).
     """
     device = torch.device(device)
     model.eval()
@@ -90,7 +96,11 @@ def predict_split(
     batches = list(order.split(batch_size))
     idx_out, tgt_out, prob_out, a_out, b_out = [], [], [], [], []
     loss_sum, done = 0.0, 0
-    use_bf16 = device.type == "cpu" and getattr(model, "_bf16_inference", False)
+    if amp == "auto":
+        use_bf16 = device.type == "cpu" and getattr(model, "_bf16_inference", False)
+        amp_dtype = torch.bfloat16 if use_bf16 or device.type == "cuda" else None
+    else:
+        amp_dtype = amp
     occ_gen = torch.Generator().manual_seed(0)
     for batch in iterate_batches(source, batches, workers=workers, pin_memory=device.type == "cuda"):
         if should_stop is not None and should_stop():
@@ -99,8 +109,8 @@ def predict_split(
         if len(batch["index"]):
             images = batch["image"] if occlusion is None else occlude_batch(batch["image"], occlusion, occ_gen)
             x = batcher(images.to(device, non_blocking=True), batch["landmarks"])
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16 or device.type == "cuda"):
-                out = model(x)
+            with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+                out = infer(model, x, tta)
             logits = out.logits.float()
             target = batch["target"].to(device)
             hard = target.argmax(1) if target.is_floating_point() else target
@@ -136,6 +146,7 @@ def evaluate(
     workers: int = 0,
     cache: CachedFaces | None = None,
     occlusion: str | None = None,
+    tta: str | None = None,
 ) -> EvalResult:
     """Evaluate ``model`` on ``split`` and on each subset list matched against it.
 
@@ -151,6 +162,7 @@ def evaluate(
         cache: pre-decoded faces of ``split`` for this model's framing (the trainer passes its validation cache).
         occlusion: evaluate with a synthetic occluder on every face (``eyes``, ``mouth``, ``lower_half``,
             ``left_half`` or ``random``); ``None`` evaluates the images as they are.
+        tta: test-time augmentation, ``none`` or ``flip`` (``None``: the model config's).
 
     A RAN whose ``region_chunk`` is unset is given the fastest one for this device first
     (:meth:`~ran_core.models.ran.RegionAttentionNetwork.autotune_region_chunk`): it changes speed, never outputs.
@@ -168,7 +180,7 @@ def evaluate(
         # All regions in one backbone call, in chunks, or one per call: same outputs, and which is fastest depends on
         # the device and sizes (on a CPU the official loop wins for ResNet-18 at 224 px). A second of timing buys that.
         model.autotune_region_chunk(batch_size=min(batch_size, 16), repeats=2, device=device)
-    out = predict_split(model, source, batch_size, device, progress, should_stop, workers, occlusion=occlusion)
+    out = predict_split(model, source, batch_size, device, progress, should_stop, workers, occlusion=occlusion, tta=tta)
     idx, targets, probs = out["index"], out["targets"], out["probs"]
     preds = probs.argmax(axis=1) if len(probs) else np.zeros(0, dtype=np.int64)
     c = config.num_classes

@@ -1,4 +1,5 @@
-"""Pictures of results: confusion matrices and training curves (matplotlib, no display needed)."""
+"""Pictures of results: confusion matrices, training curves, the logit-adjustment trade-off (matplotlib, no display
+needed)."""
 
 from __future__ import annotations
 
@@ -65,3 +66,23 @@ def plot_curves(rows: list[dict], path: str | Path, title: str = "") -> Path:
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def plot_calibration(cal, path: str | Path, title: str = "") -> Path:
+    """A :class:`~ran_core.engine.calibrate.Calibration`: overall and mean-class accuracy against tau, the accepted
+    accuracy band and the chosen tau."""
+    taus = [r["tau"] for r in cal.curve]
+    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=120)
+    ax.plot(taus, [r["accuracy"] for r in cal.curve], label="accuracy", color="#1f77b4")
+    ax.plot(taus, [r["mean_class_accuracy"] for r in cal.curve], label="mean-class accuracy", color="#ff7f0e")
+    ax.axhline(cal.base["accuracy"] - cal.max_drop, color="#1f77b4", ls=":", lw=1, label=f"accuracy - {cal.max_drop:g}")
+    ax.axvline(cal.tau, color="k", ls="--", lw=1, label=f"chosen tau = {cal.tau:g}")
+    ax.set_xlabel("tau (logit adjustment strength)")
+    ax.set_ylabel("%")
+    ax.set_title(title or "logit adjustment on the validation split")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)

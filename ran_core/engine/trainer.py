@@ -36,10 +36,18 @@ from torch.utils.data import DistributedSampler
 from tqdm.auto import tqdm
 
 from ran_core.config import ModelConfig
-from ran_core.data.pipeline import AugmentConfig, CachedFaces, FaceDataset, RegionBatcher, cache_faces, iterate_batches
+from ran_core.data.pipeline import (
+    AUGMENT_PRESETS,
+    AugmentConfig,
+    CachedFaces,
+    FaceDataset,
+    RegionBatcher,
+    cache_faces,
+    iterate_batches,
+)
 from ran_core.engine.evaluate import predict_split
 from ran_core.engine.metrics import SetMetrics, confusion_matrix
-from ran_core.losses import RANCriterion
+from ran_core.losses import RANCriterion, max_rb_gap
 from ran_core.models import create_model
 from ran_core.regions import AFFECTNET_FIXED_REGIONS, DEFAULT_FIXED_REGIONS, RegionConfig
 from ran_core.saved_model import save_model
@@ -47,6 +55,8 @@ from ran_core.saved_model import save_model
 logger = logging.getLogger(__name__)
 
 RECIPES = ("official", "modern")
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("steps", "cosine", "plateau")
 
 
 class TrainingDiverged(RuntimeError):
@@ -70,7 +80,7 @@ class TrainConfig:
         input_size: crop side fed to the backbone (default: the backbone's).
         color_mode: ``gray`` or ``rgb`` (default: the backbone's).
         attention_norm: ``softmax`` (official code) or ``none`` (the paper's equations).
-        drop_rate: dropout before the attention and classifier layers.
+        drop_rate: dropout before the classifier (see ``attention_dropout``).
         label_mode: FERPlus training targets: ``majority`` or ``probability`` (soft). Validation is always majority.
         num_classes: AffectNet setting, 7 or 8.
         epochs: number of epochs.
@@ -79,6 +89,21 @@ class TrainConfig:
         recipe: ``official`` = SGD momentum 0.9, weight decay 1e-4, lr x0.1 at 30/50/80% of the epochs, flips and small
             shifts; ``modern`` = AdamW (weight decay 0.05) with 1 warm-up epoch then cosine decay, label smoothing 0.1,
             flips, rotations, zoom, shifts, brightness/contrast and random erasing.
+        optimizer: ``sgd`` (momentum 0.9), ``adam`` (weight decay as an L2 term in the gradient) or ``adamw``
+            (decoupled weight decay); default by recipe (sgd / adamw).
+        schedule: ``steps`` (x0.1 at 30/50/80 % of the epochs), ``cosine`` (1 warm-up epoch, cosine decay) or
+            ``plateau`` (multiply by ``plateau_factor`` when the validation loss has not improved for
+            ``plateau_patience`` epochs); default by recipe (steps / cosine).
+        plateau_patience: epochs without a lower validation loss before ``plateau`` lowers the learning rate.
+        plateau_factor: learning-rate factor of the ``plateau`` schedule.
+        early_stop: stop when validation accuracy has not improved for this many epochs (None: never).
+        augment: augmentation preset, ``none``, ``official``, ``modern`` or ``strong`` (see
+            :class:`~ran_core.data.pipeline.AugmentConfig`); default by recipe (official / modern).
+        init_from: a saved model, bundled model name or run directory whose weights start this run: every tensor
+            whose name and shape fit is copied (a whole-face baseline gives RAN its backbone, which costs 1/K as much
+            to train). Ignored when resuming, whose checkpoint holds the weights.
+        attention_dropout: also drop features entering the α/β layers (not in the official code; off).
+        tta: test-time augmentation stored in the saved model and used for validation: ``none`` or ``flip``.
         weight_decay: default 1e-4 (official) or 0.05 (modern).
         label_smoothing: default 0 (official) or 0.1 (modern).
         lambda_rb: weight of the region-biased loss.
@@ -117,6 +142,15 @@ class TrainConfig:
     batch_size: int = 64
     lr: float | None = None
     recipe: str = "official"
+    optimizer: str | None = None
+    schedule: str | None = None
+    plateau_patience: int = 5
+    plateau_factor: float = 0.5
+    early_stop: int | None = None
+    augment: str | None = None
+    init_from: str | None = None
+    attention_dropout: bool = False
+    tta: str = "none"
     weight_decay: float | None = None
     label_smoothing: float | None = None
     lambda_rb: float = 1.0
@@ -162,6 +196,22 @@ class TrainConfig:
             self.label_smoothing = 0.0 if self.recipe == "official" else 0.1
         if self.lr <= 0:
             raise ValueError("--lr must be positive")
+        if self.optimizer is None:
+            self.optimizer = "sgd" if self.recipe == "official" else "adamw"
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"--optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.schedule is None:
+            self.schedule = "steps" if self.recipe == "official" else "cosine"
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"--schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.augment is None:
+            self.augment = self.recipe
+        if self.augment != "none" and self.augment not in AUGMENT_PRESETS:
+            raise ValueError(f"--augment must be none or one of {AUGMENT_PRESETS}, got {self.augment!r}")
+        if self.plateau_patience < 0 or not 0 < self.plateau_factor < 1:
+            raise ValueError("--plateau-patience must be >= 0 and --plateau-factor in (0, 1)")
+        if self.early_stop is not None and self.early_stop < 1:
+            raise ValueError("--early-stop must be at least 1 epoch")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -249,12 +299,61 @@ def build_model_config(cfg: TrainConfig, class_names: list[str]) -> nn.Module:
         "regions": regions,
         "attention_norm": cfg.attention_norm,
         "drop_rate": cfg.drop_rate,
+        "attention_dropout": cfg.attention_dropout,
+        "tta": cfg.tta,
     }
     if cfg.input_size:
         kwargs["input_size"] = cfg.input_size
     if cfg.color_mode:
         kwargs["color_mode"] = cfg.color_mode
     return create_model(f"{cfg.model}_{cfg.backbone}", pretrained=cfg.pretrained, **kwargs)
+
+
+def init_from_saved(model: nn.Module, source: str | Path) -> dict[str, list[str]]:
+    """Start ``model`` from the weights of a saved model / bundled name / run directory (``--init-from``).
+
+    Every tensor whose name and shape match is copied: from a baseline this gives RAN its backbone (the attention
+    layers and the classifier, whose input is [f; F_m] and so twice as wide, start fresh); from a RAN of the same
+    backbone it gives everything.
+
+    Raises:
+        ValueError: the source has another backbone or colour mode, or no tensor fits.
+    """
+    from safetensors.torch import load_file
+
+    from ran_core.saved_model import ModelLoadError, read_config, resolve_model_path
+
+    try:
+        weights, _ = resolve_model_path(source)
+        src_cfg = read_config(source)
+    except ModelLoadError as exc:
+        raise ValueError(f"--init-from: {exc}") from None
+    mine = model.config
+    if (src_cfg.backbone, src_cfg.in_chans) != (mine.backbone, mine.in_chans):
+        raise ValueError(
+            f"--init-from {source}: its backbone is {src_cfg.backbone} ({src_cfg.color_mode}), this run trains "
+            f"{mine.backbone} ({mine.color_mode}); they must be the same"
+        )
+    src = load_file(str(weights))
+    target = model.state_dict()
+    fit = {k: v for k, v in src.items() if k in target and target[k].shape == v.shape}
+    if not any(k.startswith("backbone.") for k in fit):
+        raise ValueError(f"--init-from {source}: none of its backbone tensors fits this model")
+    if src_cfg.class_names != mine.class_names:
+        fit = {k: v for k, v in fit.items() if not k.startswith("classifier.")}
+    model.load_state_dict(fit, strict=False)
+    report = {
+        "loaded": sorted(fit),
+        "fresh": sorted(k for k in target if k not in fit and not k.endswith("num_batches_tracked")),
+    }
+    logger.info(
+        "initialised from %s: %d tensors copied, %d start fresh (%s)",
+        source,
+        len(report["loaded"]),
+        len(report["fresh"]),
+        ", ".join(report["fresh"][:6]),
+    )
+    return report
 
 
 class Trainer:
@@ -302,6 +401,8 @@ class Trainer:
             )
         self.model = build_model_config(cfg, list(self.train_split.class_names))
         self.config: ModelConfig = self.model.config
+        if cfg.init_from and not (self.resume and self.ckpt_path.is_file()):
+            self.init_report = init_from_saved(self.model, cfg.init_from)
         self.amp = resolve_amp(cfg.amp, self.device)
         self.channels_last = True if cfg.channels_last is None else cfg.channels_last
         self.model.channels_last = self.channels_last
@@ -325,17 +426,34 @@ class Trainer:
         else:
             self.train_src, self.val_src = train_ds, val_ds
         self.sample_weights = class_balanced_weights(self.train_split) if cfg.balanced else None
+        k = self.config.regions.num_regions
+        if cfg.model == "ran" and k > 1 and cfg.lambda_rb > 0:
+            bound = max_rb_gap(k, self.config.attention_norm)
+            if cfg.rb_margin >= bound:
+                raise ValueError(
+                    f"--rb-margin {cfg.rb_margin} can never be met: with attention_norm={self.config.attention_norm} "
+                    f"and {k} regions the gap between the best crop and the whole face stays below {bound:.4f} "
+                    "(see ran_core.losses.max_rb_gap); choose a smaller margin"
+                )
         self.criterion = RANCriterion(cfg.lambda_rb, cfg.rb_margin, cfg.label_smoothing)
-        aug = AugmentConfig.official() if cfg.recipe == "official" else AugmentConfig.modern()
+        aug = AugmentConfig.preset(cfg.augment)
         self.batcher = RegionBatcher(self.config, aug, seed=cfg.seed + 1000 * self.rank)
         params = self.model.parameters()
-        if cfg.recipe == "official":
+        if cfg.optimizer == "sgd":
             self.optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
+        elif cfg.optimizer == "adam":
+            self.optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         else:
             self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.steps_per_epoch = max(1, len(self._epoch_batches(0)))
         total = cfg.epochs * self.steps_per_epoch
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_lambda(total))
+        self.scheduler: Any
+        if cfg.schedule == "plateau":
+            self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                self.optimizer, mode="min", factor=cfg.plateau_factor, patience=cfg.plateau_patience
+            )
+        else:
+            self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_lambda(total))
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp == torch.float16)
         self.net: nn.Module = self.model
         if _is_dist():
@@ -355,7 +473,7 @@ class Trainer:
 
     def _lr_lambda(self, total_steps: int):
         cfg = self.cfg
-        if cfg.recipe == "official":
+        if cfg.schedule == "steps":
             marks = [int(f * total_steps) for f in (0.3, 0.5, 0.8)]
             return lambda step: 0.1 ** sum(step >= m for m in marks)
         warm = min(self.steps_per_epoch, max(1, total_steps // 10))
@@ -433,8 +551,12 @@ class Trainer:
             signal.signal(signal.SIGTERM, self._on_sigterm)
         try:
             for epoch in range(self.start_epoch, cfg.epochs):
+                if self._early_stopped():
+                    break
                 self._train_epoch(epoch)
                 row = self._validate(epoch)
+                if cfg.schedule == "plateau":
+                    self.scheduler.step(row["val_loss"])
                 self.partial, self.start_step = {}, 0
                 self.save_checkpoint(epoch + 1, 0)
                 if self.rank == 0:
@@ -449,6 +571,23 @@ class Trainer:
         if _is_dist():
             dist.barrier()
         return summary
+
+    def _early_stopped(self) -> bool:
+        """True when the last ``early_stop`` epochs brought no better validation accuracy (read from the history,
+        so a resumed run decides the same way)."""
+        patience = self.cfg.early_stop
+        if patience is None or len(self.history) <= patience:
+            return False
+        best_epoch = max(range(len(self.history)), key=lambda i: self.history[i]["val_acc"])
+        if len(self.history) - 1 - best_epoch >= patience:
+            logger.info(
+                "early stop: no better validation accuracy for %d epochs (best %.2f%% at epoch %d)",
+                patience,
+                self.history[best_epoch]["val_acc"],
+                best_epoch + 1,
+            )
+            return True
+        return False
 
     def _on_sigterm(self, signum: int, frame: Any) -> None:
         self._stop_requested = True
@@ -493,7 +632,8 @@ class Trainer:
                 self.scaler.scale(loss).backward()
                 self.scaler.step(self.optimizer)
                 self.scaler.update()
-                self.scheduler.step()
+                if self.cfg.schedule != "plateau":
+                    self.scheduler.step()
                 hard = target.argmax(1) if target.is_floating_point() else target
                 b = len(hard)
                 loss_sum += float(parts["ce"]) * b
@@ -524,7 +664,12 @@ class Trainer:
     def _validate(self, epoch: int) -> dict[str, Any]:
         c = self.config.num_classes
         out = predict_split(
-            self.model, self.val_src, self.cfg.eval_batch_size, self.device, shard=(self.rank, self.world)
+            self.model,
+            self.val_src,
+            self.cfg.eval_batch_size,
+            self.device,
+            shard=(self.rank, self.world),
+            amp=self.amp,
         )
         self.model.train()
         preds = out["probs"].argmax(1) if len(out["probs"]) else np.zeros(0, dtype=np.int64)

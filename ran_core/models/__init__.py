@@ -2,6 +2,7 @@
 
 from ran_core.models._registry import create_model, list_models
 from ran_core.models.backbones import build_backbone, list_backbones, load_pretrained_backbone
+from ran_core.models.inference import infer
 from ran_core.models.ran import BaselineNet, RegionAttentionNetwork
 
 __all__ = [
@@ -9,6 +10,7 @@ __all__ = [
     "RegionAttentionNetwork",
     "build_backbone",
     "create_model",
+    "infer",
     "list_backbones",
     "list_models",
     "load_pretrained_backbone",

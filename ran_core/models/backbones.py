@@ -109,6 +109,50 @@ class CompactResNet(nn.Module):
         return self.pool(self.stages(self.stem(x))).flatten(1)
 
 
+class SeparableCNN(nn.Module):
+    """A plain depthwise-separable CNN for 48 px faces: about 46 k parameters.
+
+    Four stages of two 3x3 separable convolutions (depthwise 3x3, pointwise 1x1, batch norm, LeakyReLU), each stage
+    followed by 2x2 max-pooling and spatial dropout, then global average pooling: the layout of the small from-scratch
+    FERPlus CNNs that reach ~88 % on FERPlus Valid with strong augmentation and long training (a 1x1 convolution to
+    the classes after global pooling equals the linear classifier RAN and the baseline put on these features).
+
+    The very first convolution is a full 3x3 one: on a 1-channel image a separable one degenerates to a rank-1
+    filter, and the full one costs under 1 % more.
+    """
+
+    def __init__(
+        self,
+        in_chans: int = 1,
+        widths: tuple[int, ...] = (48, 48, 48, 48, 96, 96, 96, 96),
+        convs_per_stage: int = 2,
+        spatial_dropout: float = 0.1,
+    ) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        cin = in_chans
+        for i, cout in enumerate(widths):
+            if i == 0:
+                layers.append(nn.Conv2d(cin, cout, 3, 1, 1, bias=False))
+            else:
+                layers += [nn.Conv2d(cin, cin, 3, 1, 1, groups=cin, bias=False), nn.Conv2d(cin, cout, 1, bias=False)]
+            layers += [nn.BatchNorm2d(cout), nn.LeakyReLU(0.1, inplace=True)]
+            if (i + 1) % convs_per_stage == 0:
+                layers.append(nn.MaxPool2d(2))
+                if spatial_dropout > 0:
+                    layers.append(nn.Dropout2d(spatial_dropout))
+            cin = cout
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.num_features = cin
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="leaky_relu", a=0.1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(self.features(x)).flatten(1)
+
+
 @dataclass
 class BackboneInfo:
     builder: Callable[[int], nn.Module]
@@ -127,6 +171,15 @@ BACKBONES: dict[str, BackboneInfo] = {
     "vgg16": BackboneInfo(lambda c: TorchvisionVGG16(c), "torchvision VGG-16 with batch norm", 224),
     "compact": BackboneInfo(
         lambda c: CompactResNet(c), "compact 4-stage ResNet for 40-112 px faces, CPU-trainable", 48, "gray"
+    ),
+    "sepconv": BackboneInfo(
+        lambda c: SeparableCNN(c), "depthwise-separable CNN for 48 px faces (~46 k parameters)", 48, "gray"
+    ),
+    "sepconv_wide": BackboneInfo(
+        lambda c: SeparableCNN(c, widths=(64, 64, 96, 96, 128, 128, 192, 192)),
+        "wider depthwise-separable CNN for 48 px faces (~0.12 M parameters)",
+        48,
+        "gray",
     ),
 }
 

@@ -77,11 +77,12 @@ class RegionAttentionNetwork(nn.Module):
     def forward_head(self, feats: torch.Tensor) -> ModelOutput:
         """``(B, K, D)`` region features -> logits and attention weights."""
         softmax = self.config.attention_norm == "softmax"
-        alpha_raw = torch.sigmoid(self.alpha_fc(self.dropout(feats))).squeeze(-1)  # (B, K)
+        att_in = self.dropout if self.config.attention_dropout else nn.Identity()
+        alpha_raw = torch.sigmoid(self.alpha_fc(att_in(feats))).squeeze(-1)  # (B, K)
         alpha = F.softmax(alpha_raw, dim=1) if softmax else alpha_raw
         face = (alpha[..., None] * feats).sum(1) / alpha.sum(1, keepdim=True).clamp_min(1e-12)  # F_m
         joint = torch.cat([feats, face[:, None].expand_as(feats)], dim=-1)  # [f_i ; F_m], (B, K, 2D)
-        beta_raw = torch.sigmoid(self.beta_fc(self.dropout(joint))).squeeze(-1)
+        beta_raw = torch.sigmoid(self.beta_fc(att_in(joint))).squeeze(-1)
         beta = F.softmax(beta_raw, dim=1) if softmax else beta_raw
         ab = alpha * beta
         pooled = (ab[..., None] * joint).sum(1) / ab.sum(1, keepdim=True).clamp_min(1e-12)  # P

@@ -1,0 +1,280 @@
+"""The training recipe levers (augmentation presets, plateau schedule, early stopping, warm starts, the RB-loss margin
+bound) and inference as the saved model asks for it (flip TTA, logit adjustment, ``ran-core calibrate``)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from ferplus_fixtures import make_ferplus
+from ferplus_fixtures import train_config as _cfg
+
+import ran_core.engine.trainer as trainer_mod
+from ran_core import create_model, load_model, save_model
+from ran_core.cli import main as cli_main
+from ran_core.config import ModelConfig
+from ran_core.data.pipeline import AugmentConfig, RegionBatcher
+from ran_core.engine.calibrate import fit_tau
+from ran_core.engine.trainer import TrainConfig, Trainer, init_from_saved
+from ran_core.faces import Detection
+from ran_core.losses import max_rb_gap
+from ran_core.models import infer
+from ran_core.predictor import Predictor
+
+# ------------------------------------------------------------------------------------------------- augmentation
+
+
+def test_strong_augmentation_moves_landmarks_with_the_image() -> None:
+    """Rotation, zoom, shift, shear and flip are one affine map: a bright dot must land where its landmark goes."""
+    b, size = 24, 48
+    rng = np.random.default_rng(0)
+    pts = rng.uniform(16, 32, (b, 2)).astype(np.float32)
+    images = torch.zeros(b, 1, size, size)
+    yy, xx = torch.meshgrid(torch.arange(size) + 0.5, torch.arange(size) + 0.5, indexing="ij")
+    for i, (x, y) in enumerate(pts):
+        images[i, 0] = torch.exp(-((xx - float(x)) ** 2 + (yy - float(y)) ** 2) / 2.0)
+    lm = torch.from_numpy(pts)[:, None].repeat(1, 5, 1)  # five copies: the flip's left/right swap changes nothing
+    aug = AugmentConfig(flip=0.5, rotate=30, scale=0.2, translate=0.1, shear=0.2)
+    batcher = RegionBatcher(create_model("ran_compact", regions={"scheme": "landmark"}).config, aug, seed=3)
+    out, moved = batcher._augment(images, lm)
+    for i in range(b):
+        peak = divmod(int(out[i, 0].argmax()), size)  # (row, col)
+        got = np.array([peak[1] + 0.5, peak[0] + 0.5])
+        assert np.abs(got - moved[i, 0].numpy()).max() <= 1.5, (i, got, moved[i, 0])
+    # shear really is applied: with only shear, a vertical line becomes slanted
+    line = torch.zeros(1, 1, size, size)
+    line[..., :, 23:25] = 1
+    only_shear = RegionBatcher(batcher.config, AugmentConfig(flip=0, shear=0.2), seed=0)
+    sheared, _ = only_shear._augment(line.repeat(8, 1, 1, 1), None)
+    top, bottom = sheared[:, 0, 4].argmax(1), sheared[:, 0, -5].argmax(1)
+    assert (top - bottom).abs().max() >= 3
+
+
+def test_brightness_range_and_presets() -> None:
+    config = create_model("baseline_compact").config
+    x = torch.full((4, 1, 48, 48), 0.8)
+    out, _ = RegionBatcher(config, AugmentConfig(flip=0, brightness=(0.5, 0.5)))._augment(x, None)
+    torch.testing.assert_close(out, torch.full_like(x, 0.4))
+    with pytest.raises(ValueError, match="brightness"):
+        AugmentConfig(brightness=(1.2, 0.2))
+    strong = AugmentConfig.preset("strong")
+    assert (strong.rotate, strong.translate, strong.shear, strong.scale, strong.brightness) == (
+        30.0,
+        0.2,
+        0.2,
+        0.2,
+        (0.2, 1.2),
+    )
+    assert AugmentConfig.preset("none") is None
+    with pytest.raises(ValueError, match="unknown augmentation"):
+        AugmentConfig.preset("extreme")
+    with pytest.raises(ValueError, match="--augment"):
+        TrainConfig(data_root="x", augment="extreme")
+    assert TrainConfig(data_root="x").augment == "official" and TrainConfig(data_root="x", recipe="modern").augment == (
+        "modern"
+    )
+
+
+# ----------------------------------------------------------------------------------- schedule and early stopping
+
+
+def _scripted_validation(monkeypatch, losses: list[float] | None = None, constant: bool = False) -> None:
+    """Make validation report the given losses in turn (and, with ``constant``, always predict class 0)."""
+    real = trainer_mod.predict_split
+    calls = {"n": 0}
+
+    def fake(*args, **kwargs):
+        out = real(*args, **kwargs)
+        if losses is not None:
+            out["loss"] = losses[calls["n"] % len(losses)]
+        if constant:
+            out["probs"] = np.tile(np.eye(out["probs"].shape[1])[0], (len(out["probs"]), 1))
+        calls["n"] += 1
+        return out
+
+    monkeypatch.setattr(trainer_mod, "predict_split", fake)
+
+
+def test_plateau_schedule_halves_the_lr_on_validation_loss_and_resumes(ferplus_root, tmp_path, monkeypatch) -> None:
+    _scripted_validation(monkeypatch, losses=[1.0, 2.0, 2.0, 0.5])
+    kw = dict(epochs=4, schedule="plateau", plateau_patience=0, plateau_factor=0.5, lr=0.004)
+    full = Trainer(_cfg(ferplus_root, tmp_path / "full", **kw))
+    full.run()
+    assert [round(r["lr"], 6) for r in full.history] == [0.004, 0.004, 0.002, 0.001]
+    # stopped after epoch 2 and resumed: the same learning rates (the plateau state is in the checkpoint)
+    _scripted_validation(monkeypatch, losses=[1.0, 2.0])
+    Trainer(_cfg(ferplus_root, tmp_path / "cut", **{**kw, "epochs": 2})).run()
+    _scripted_validation(monkeypatch, losses=[2.0, 0.5])  # validation continues with epoch 3's loss
+    resumed = Trainer(_cfg(ferplus_root, tmp_path / "cut", **kw), resume=True)
+    resumed.run()
+    assert [round(r["lr"], 6) for r in resumed.history] == [0.004, 0.004, 0.002, 0.001]
+
+
+def test_early_stop_after_patience_epochs_without_better_accuracy(ferplus_root, tmp_path, monkeypatch) -> None:
+    _scripted_validation(monkeypatch, constant=True)
+    summary = Trainer(_cfg(ferplus_root, tmp_path / "run", epochs=10, early_stop=2)).run()
+    assert summary["epochs_done"] == 3  # epoch 1 is the best; epochs 2 and 3 bring nothing better
+    # a resumed run decides from its history: nothing more to do
+    again = Trainer(_cfg(ferplus_root, tmp_path / "run", epochs=10, early_stop=2), resume=True).run()
+    assert again["epochs_done"] == 3
+    with pytest.raises(ValueError, match="early-stop"):
+        TrainConfig(data_root="x", early_stop=0)
+
+
+# ------------------------------------------------------------------------------------------------- warm starts
+
+
+def test_init_from_a_baseline_gives_ran_its_backbone(ferplus_root, tmp_path) -> None:
+    Trainer(_cfg(ferplus_root, tmp_path / "base", model="baseline", epochs=1)).run()
+    source = load_model(tmp_path / "base")
+    ran = create_model("ran_compact")
+    fresh_alpha = ran.alpha_fc.weight.clone()
+    report = init_from_saved(ran, tmp_path / "base")  # a run directory: its best/ model
+    for k, v in source.backbone.state_dict().items():
+        torch.testing.assert_close(ran.backbone.state_dict()[k], v, rtol=0, atol=0)
+    assert torch.equal(ran.alpha_fc.weight, fresh_alpha)
+    assert "alpha_fc.weight" in report["fresh"] and "classifier.weight" in report["fresh"]  # [f; F_m] is twice as wide
+    # through the trainer and the CLI flag
+    out = tmp_path / "ran"
+    argv = ["train", "--dataset", "ferplus", "--data-root", str(ferplus_root), "--out", str(out), "--epochs", "1"]
+    argv += ["--batch-size", "8", "--amp", "off", "--init-from", str(tmp_path / "base")]
+    assert cli_main(argv) == 0
+    assert "init_from" in (out / "config.yaml").read_text()
+
+
+def test_init_from_refuses_another_backbone_and_non_models(tmp_path) -> None:
+    save_model(create_model("baseline_sepconv"), tmp_path / "sep")
+    with pytest.raises(ValueError, match="backbone is sepconv"):
+        init_from_saved(create_model("ran_compact"), tmp_path / "sep")
+    with pytest.raises(ValueError, match="--init-from"):
+        init_from_saved(create_model("ran_compact"), tmp_path / "nothing-here")
+
+
+# --------------------------------------------------------------------------------------------- RB-loss margin
+
+
+def test_rb_margin_bound_is_reachable_and_enforced(ferplus_root, tmp_path) -> None:
+    k = 6
+    bound = max_rb_gap(k)
+    assert bound == pytest.approx((math.e - 1) / (math.e + k - 1)) and 0.22 < bound < 0.23
+    scores = torch.tensor([[-30.0] + [30.0] + [-30.0] * (k - 2)]).sigmoid()  # whole face 0, one crop 1
+    alpha = torch.softmax(scores, dim=1)
+    assert float(alpha[0, 1] - alpha[0, 0]) == pytest.approx(bound, abs=1e-6)
+    assert max_rb_gap(k, "none") == 1.0
+    with pytest.raises(ValueError, match="can never be met"):
+        Trainer(_cfg(ferplus_root, tmp_path / "r", rb_margin=0.25, epochs=1)).run()
+
+
+# ---------------------------------------------------------------------------------------- inference and TTA
+
+
+def test_flip_tta_averages_probabilities_of_the_mirror_image() -> None:
+    torch.manual_seed(0)
+    model = create_model("ran_compact").eval()
+    x = torch.randn(3, 6, 1, 48, 48)
+    with torch.inference_mode():
+        got = infer(model, x, "flip").logits.exp()
+        want = (model(x).logits.softmax(1) + model(x.flip(-1)).logits.softmax(1)) / 2
+        torch.testing.assert_close(got, want, atol=1e-6, rtol=0)
+        plain = infer(model, x).logits
+        torch.testing.assert_close(plain, model(x).logits.log_softmax(1))
+
+
+def test_flipping_crops_equals_cutting_regions_from_the_mirrored_face() -> None:
+    """Why flip TTA needs no region permutation: RAN's aggregation ignores region order."""
+    torch.manual_seed(0)
+    model = create_model("ran_compact").eval()
+    faces = torch.randint(0, 256, (2, 1, 48, 48), dtype=torch.uint8)
+    batcher = RegionBatcher(model.config, augment=None)
+    with torch.inference_mode():
+        from_crops = model(batcher(faces).flip(-1)).logits
+        from_mirror = model(batcher(faces.flip(-1))).logits
+    torch.testing.assert_close(from_crops, from_mirror, atol=1e-4, rtol=0)
+
+
+def test_logit_bias_and_tta_are_saved_and_honoured(tmp_path) -> None:
+    torch.manual_seed(0)
+    model = create_model("baseline_compact", tta="flip", logit_bias=[0.0] * 7 + [5.0]).eval()
+    save_model(model, tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
+    assert loaded.config.tta == "flip" and loaded.config.logit_bias[-1] == 5.0
+    x = torch.randn(4, 1, 1, 48, 48)
+    with torch.inference_mode():
+        got = infer(loaded, x).logits
+        p = (loaded(x).logits.softmax(1) + loaded(x.flip(-1)).logits.softmax(1)) / 2
+    torch.testing.assert_close(got, p.log() + torch.tensor([0.0] * 7 + [5.0]), atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="logit_bias"):
+        ModelConfig(logit_bias=[1.0, 2.0])
+    with pytest.raises(ValueError, match="tta"):
+        ModelConfig(tta="five-crop")
+    with pytest.raises(ValueError, match="tta"):
+        Predictor(tmp_path / "m", detector="haar", tta="rotate")
+
+
+def test_eval_and_predictor_honour_tta(ferplus_root, tmp_path) -> None:
+    torch.manual_seed(0)
+    save_model(create_model("ran_compact"), tmp_path / "m")
+    out = {}
+    for tta in ("none", "flip"):
+        argv = ["eval", "--checkpoint", str(tmp_path / "m"), "--dataset", "ferplus", "--data-root", str(ferplus_root)]
+        argv += ["--split", "valid", "--out", str(tmp_path / tta), "--workers", "0", "--tta", tta]
+        assert cli_main(argv) == 0
+        out[tta] = json.loads((tmp_path / tta / "metrics.json").read_text())
+        assert out[tta]["tta"] == tta
+    rgb = np.full((96, 96, 3), 90, np.uint8)
+    rgb[20:70, 10:60] = 200  # asymmetric: the mirror image differs
+    det = [Detection((0.0, 0.0, 96.0, 96.0))]
+    plain = Predictor(tmp_path / "m", detector="haar").predict_faces(rgb, det)[0].probabilities
+    flipped = Predictor(tmp_path / "m", detector="haar", tta="flip").predict_faces(rgb, det)[0].probabilities
+    assert not np.allclose(plain, flipped, atol=1e-4)
+
+
+# -------------------------------------------------------------------------------------------- logit adjustment
+
+
+def _long_tail(n: int = 3000, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Predictions of a model that learned the prior: it over-predicts the frequent class."""
+    rng = np.random.default_rng(seed)
+    prior = np.array([0.7, 0.2, 0.1])
+    targets = rng.choice(3, size=n, p=prior)
+    logits = 1.5 * np.eye(3)[targets] + rng.normal(0, 1, (n, 3)) + np.log(prior)
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    return probs, targets, prior
+
+
+def test_fit_tau_trades_little_accuracy_for_rare_classes() -> None:
+    probs, targets, prior = _long_tail()
+    cal = fit_tau(probs, targets, prior * 1000, max_drop=2.0)
+    assert cal.tau > 0
+    assert cal.chosen["mean_class_accuracy"] > cal.base["mean_class_accuracy"] + 3
+    assert cal.chosen["accuracy"] >= cal.base["accuracy"] - 2.0
+    assert cal.bias[2] > cal.bias[1] > cal.bias[0]  # the rarest class gets the largest push
+    strict = fit_tau(probs, targets, prior, max_drop=0.0)
+    assert strict.chosen["accuracy"] >= strict.base["accuracy"]
+    assert len(cal.curve) == 41 and cal.curve[0]["tau"] == 0.0
+    with pytest.raises(ValueError, match="positive"):
+        fit_tau(probs, targets, np.array([1.0, 0.0, 1.0]))
+    with pytest.raises(ValueError, match="need"):
+        fit_tau(probs[:, :2], targets[:5], prior[:2])
+
+
+def test_calibrate_cli_saves_the_adjusted_model(tmp_path) -> None:
+    root = tmp_path / "ferplus"
+    make_ferplus(root, "train", [0] * 20 + [1] * 6 + [2, 3, 4, 5, 6, 7], 0)  # a long tail
+    make_ferplus(root, "valid", [0, 0, 0, 1, 1, 2, 3, 4, 5, 6, 7, 7], 100)
+    torch.manual_seed(0)
+    save_model(create_model("ran_compact"), tmp_path / "m")
+    out = tmp_path / "adjusted"
+    argv = ["calibrate", "--checkpoint", str(tmp_path / "m"), "--dataset", "ferplus", "--data-root", str(root)]
+    argv += ["--out", str(out), "--tta", "flip", "--max-drop", "100"]
+    assert cli_main(argv) == 0
+    cal = json.loads((out / "calibration.json").read_text())
+    model = load_model(out)
+    assert model.config.tta == "flip"
+    assert model.config.provenance["calibration"]["tau"] == cal["tau"]
+    assert (model.config.logit_bias is None) == (cal["tau"] == 0)
+    assert cal["prior"][0] == pytest.approx(20 / 32)
+    assert (out / "calibration.png").stat().st_size > 5000
