@@ -181,9 +181,22 @@ def region_boxes_batch(
         generator: random source for the ``random`` scheme.
 
     Returns:
-        ``((B, K, 4) boxes, scheme used)``.
+        ``((B, K, 4) boxes, scheme used)``. With the landmark scheme, a face whose landmarks are missing (NaN rows)
+        gets the fixed crops of :data:`DEFAULT_FIXED_REGIONS` (the same K = 6) and the others keep their landmark
+        squares; the scheme is then ``"landmark+fixed"``.
     """
     fb = face_boxes.to(torch.float64) if face_boxes.dtype == torch.float64 else face_boxes.float()
+    if config.scheme == "landmark" and landmarks is not None:
+        missing = torch.isnan(landmarks.reshape(len(landmarks), -1)).any(dim=1)
+        if missing.all():
+            landmarks = None
+        elif missing.any():
+            # Fall back per face, never per batch: one face without landmarks must not change its neighbours' crops.
+            filled = torch.where(missing[:, None, None], torch.zeros_like(landmarks), landmarks)
+            lm_boxes, _ = region_boxes_batch(config, fb, filled, canvas_size, generator)
+            fixed, _ = region_boxes_batch(RegionConfig(), fb, None, canvas_size, generator)
+            m = missing.to(lm_boxes.device)[:, None, None]
+            return torch.where(m, fixed.to(lm_boxes), lm_boxes), "landmark+fixed"
     x1, y1, x2, y2 = fb.unbind(-1)
     w, h = x2 - x1, y2 - y1
     scheme = config.scheme

@@ -221,3 +221,20 @@ def test_region_config_round_trip() -> None:
     again = RegionConfig.from_dict({**cfg.to_dict(), "future_field": 1})
     assert again == cfg and again.region_names() == ["face", "random_1", "random_2", "random_3"]
     assert RegionConfig(scheme="landmark").region_names() == ["face", *LANDMARK_NAMES]
+
+
+def test_landmark_batch_falls_back_per_face_not_per_batch() -> None:
+    faces = torch.tensor([FACE, (0.0, 0.0, 60.0, 40.0), (120.0, 10.0, 190.0, 119.0)], dtype=torch.float64)
+    lms = torch.as_tensor(np.stack([LANDMARKS, LANDMARKS / 2, LANDMARKS + 40]))
+    lms[1] = float("nan")  # the middle face has no landmarks
+    cfg = RegionConfig(scheme="landmark")
+    batch, scheme = region_boxes_batch(cfg, faces, lms, canvas_size=(H, W))
+    assert scheme == "landmark+fixed" and batch.shape == (3, 6, 4)
+    _, fixed, _ = _boxes(RegionConfig(), face_box=faces[1].numpy())
+    np.testing.assert_allclose(batch[1].numpy(), fixed)
+    for i in (0, 2):
+        _, alone, used = _boxes(cfg, face_box=faces[i].numpy(), landmarks=lms[i].numpy())
+        assert used == "landmark"
+        np.testing.assert_allclose(batch[i].numpy(), alone)
+    all_missing, scheme = region_boxes_batch(cfg, faces, torch.full_like(lms, float("nan")), canvas_size=(H, W))
+    assert scheme == "fixed"

@@ -36,6 +36,11 @@ def add_parser(sub: argparse._SubParsersAction, name: str, help_text: str) -> ar
     photo.add_argument("--canvas", type=int, default=320, help="picture side (default: 320 px)")
     photo.add_argument("--detector", default="mtcnn", help="face detector for the photo path (default: mtcnn)")
     a("--tta", choices=["none", "flip"], help="test-time augmentation (default: the one saved with each model)")
+    a(
+        "--landmark-detector",
+        default="auto",
+        help="for landmark-region models on datasets without landmarks: the detector that finds them once (cached)",
+    )
     a("--batch-size", type=int, default=128)
     a("--device", default="auto", help="auto, cpu or cuda")
     a("--workers", type=int, default=2, help="image decoding processes")
@@ -86,6 +91,16 @@ def run(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError) as exc:
         print(f"ran-core eval: {exc}", file=sys.stderr)
         return 2
+    if any(m.config.regions.scheme == "landmark" for _, m in models):
+        from ran_core.data.landmarks import attach_landmarks
+        from ran_core.faces import DetectorUnavailable
+
+        try:
+            report = attach_landmarks(split, args.landmark_detector)
+        except DetectorUnavailable as exc:
+            print(f"ran-core eval: landmark regions: {exc}", file=sys.stderr)
+            return 2
+        print(report.summary(), file=sys.stderr)
     args.out.mkdir(parents=True, exist_ok=True)
     results, labels = [], []
     for ref, model in models:

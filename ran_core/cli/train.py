@@ -44,6 +44,11 @@ def add_parser(sub: argparse._SubParsersAction, name: str, help_text: str) -> ar
     )
     a("--num-random", type=int, help="regions of the random scheme [6]")
     a("--landmark-ratio", type=float, help="landmark square side / face side [0.4]")
+    a(
+        "--landmark-detector",
+        help="detector that finds landmarks once for --regions landmark on datasets without them [auto]",
+    )
+    a("--landmark-cache", help="folder of the landmark cache [~/.cache/ran_core/landmarks]")
     a("--input-size", type=int, help="crop side in pixels [the backbone's: 48 compact, 224 others]")
     a("--color-mode", choices=["gray", "rgb"], help="[the backbone's: gray compact, rgb others]")
     a("--attention-norm", choices=["softmax", "none"], help="softmax alpha/beta across regions (official) [softmax]")

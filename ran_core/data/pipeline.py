@@ -240,9 +240,8 @@ class RegionBatcher:
         b, _, h, w = x.shape
         lm = None
         if landmarks is not None and cfg.regions.scheme == "landmark":
+            # Faces without landmarks (NaN rows) fall back to fixed crops one by one (the model's K is the same).
             lm = landmarks.to(device=device, dtype=torch.float32)
-            if torch.isnan(lm).any():
-                lm = None  # no landmarks for some faces: all fall back to fixed crops (the model's K is the same)
         if self.augment is not None:
             x, lm = self._augment(x, lm)
         if cfg.regions.num_regions == 1 and cfg.regions.scheme == "fixed" and h == w == cfg.input_size:

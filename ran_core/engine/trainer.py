@@ -77,6 +77,10 @@ class TrainConfig:
         region_names: fixed regions to use (default: the paper's 6 for FERPlus, all 8 for AffectNet).
         num_random: number of regions of the random scheme.
         landmark_ratio: side of the landmark squares, fraction of the face.
+        landmark_detector: for ``regions=landmark`` on a dataset without landmarks (FERPlus): the detector that finds
+            them once (``auto``: fan if its weights are here, else mtcnn), cached on disk; faces where none is found
+            get fixed crops, face by face.
+        landmark_cache: folder of that cache (default ``~/.cache/ran_core/landmarks``, or ``$RAN_CORE_CACHE``).
         input_size: crop side fed to the backbone (default: the backbone's).
         color_mode: ``gray`` or ``rgb`` (default: the backbone's).
         attention_norm: ``softmax`` (official code) or ``none`` (the paper's equations).
@@ -132,6 +136,8 @@ class TrainConfig:
     region_names: list[str] | None = None
     num_random: int = 6
     landmark_ratio: float = 0.4
+    landmark_detector: str = "auto"
+    landmark_cache: str | None = None
     input_size: int | None = None
     color_mode: str | None = None
     attention_norm: str = "softmax"
@@ -395,6 +401,18 @@ class Trainer:
         self.val_split = open_dataset(
             cfg.dataset, cfg.data_root, cfg.val_split, "majority", cfg.num_classes, cfg.max_samples, cfg.seed
         )
+        self.landmark_reports: dict[str, Any] = {}
+        if cfg.model == "ran" and cfg.regions == "landmark":
+            from ran_core.data.landmarks import attach_landmarks
+            from ran_core.faces import DetectorUnavailable
+
+            for name, split in (("train", self.train_split), ("valid", self.val_split)):
+                try:
+                    report = attach_landmarks(split, cfg.landmark_detector, cfg.landmark_cache, progress=self.rank == 0)
+                except DetectorUnavailable as exc:
+                    raise ValueError(f"--regions landmark: {exc}") from None
+                self.landmark_reports[name] = report.to_json()
+                logger.info("%s: %s", name, report.summary())
         if len(self.train_split) < 2 or len(self.val_split) < 1:
             raise ValueError(
                 f"not enough data: {len(self.train_split)} training and {len(self.val_split)} validation images"
@@ -714,7 +732,15 @@ class Trainer:
             },
             "train_samples": len(self.train_split),
             "seed": cfg.seed,
+            "regions_trained": {
+                "scheme": self.config.regions.scheme,
+                "num_regions": self.config.regions.num_regions,
+                # Faces without landmarks were trained on the fixed crops (per face); how many is said here.
+                **({"landmarks": self.landmark_reports} if self.landmark_reports else {}),
+            },
         }
+        if cfg.init_from:
+            provenance["init_from"] = str(cfg.init_from)
         save_model(self.model, self.run_dir / "best", provenance=provenance)
 
     def _log(self, row: dict[str, Any]) -> None:
