@@ -65,6 +65,9 @@ class _PreparedFace:
     boxes: np.ndarray  # (K, 4) region boxes in the aligned crop
 
 
+FACE_MODES: tuple[str, ...] = ("detect", "whole")
+
+
 class Predictor:
     """Detect faces and classify their expressions with a saved RAN (or baseline) model.
 
@@ -76,6 +79,9 @@ class Predictor:
         max_detect_side: longest side of the copy detection runs on, when ``detector`` is a name.
         tta: test-time augmentation, ``none`` or ``flip``; ``None`` uses the model config's (see
             :func:`ran_core.models.infer`).
+        faces: ``detect`` finds faces in each image; ``whole`` treats each image as one already-cropped face (a
+            dataset image, a crop from another tool): aligned by its landmarks when the detector finds them in the
+            upscaled, padded image, else the whole image is the face, framed as datasets frame their crops.
     """
 
     def __init__(
@@ -85,10 +91,14 @@ class Predictor:
         device: str | torch.device = "cpu",
         max_detect_side: int | None = DEFAULT_MAX_SIDE,
         tta: str | None = None,
+        faces: str = "detect",
     ) -> None:
         if tta not in (None, "none", "flip"):
             raise ValueError(f"tta must be none or flip, got {tta!r}")
+        if faces not in FACE_MODES:
+            raise ValueError(f"faces must be one of {FACE_MODES}, got {faces!r}")
         self.tta = tta
+        self.faces = faces
         self.device = torch.device(device)
         if isinstance(model, nn.Module):
             if not isinstance(getattr(model, "config", None), ModelConfig):
@@ -115,14 +125,25 @@ class Predictor:
         return self.predict_batch([image])[0]
 
     def detect(self, image: Any) -> list[Detection]:
-        """Only the detection step, in the image's pixel coordinates."""
-        return self.detector.detect(read_image(image))
+        """Only the detection step, in the image's pixel coordinates (one whole-image face with ``faces="whole"``)."""
+        rgb = read_image(image)
+        return [self._whole_face(rgb)] if self.faces == "whole" else self.detector.detect(rgb)
+
+    def _whole_face(self, rgb: np.ndarray) -> Detection:
+        from ran_core.data.landmarks import detect_landmarks
+
+        h, w = rgb.shape[:2]
+        points = detect_landmarks(rgb, self.detector) if min(h, w) >= 8 else None
+        return Detection((0.0, 0.0, float(w), float(h)), 1.0, points)
 
     def predict_batch(self, images: Sequence[Any]) -> list[list[FaceResult]]:
         """Faces of several images, all of them classified in one forward pass. One list per image."""
         rgbs = [read_image(im) for im in images]
         t0 = time.perf_counter()
-        detections = [self.detector.detect(rgb) for rgb in rgbs]
+        if self.faces == "whole":
+            detections = [[self._whole_face(rgb)] for rgb in rgbs]
+        else:
+            detections = [self.detector.detect(rgb) for rgb in rgbs]
         detection_s = time.perf_counter() - t0
         results = self._predict(rgbs, detections)
         self.timings.detection = detection_s
@@ -185,7 +206,11 @@ class Predictor:
 
     def _prepare(self, image_index: int, rgb: np.ndarray, det: Detection) -> _PreparedFace:
         cfg = self.config
-        aligned = align_face(rgb, det.box, det.five_points, size=cfg.input_size, margin=cfg.face_margin)
+        h, w = rgb.shape[:2]
+        whole = self.faces == "whole" and det.five_points is None and det.box == (0.0, 0.0, float(w), float(h))
+        # A whole-image face without landmarks is a dataset-style crop: framed as it is, without a detector margin.
+        margin = 0.0 if whole else cfg.face_margin
+        aligned = align_face(rgb, det.box, det.five_points, size=cfg.input_size, margin=margin)
         # The aligned crop plays the part of a whole training image: the face box is the full crop, as in FERPlus.
         names, boxes, scheme = region_boxes(
             cfg.regions, (cfg.input_size, cfg.input_size), face_box=None, landmarks=aligned.landmarks

@@ -196,3 +196,72 @@ def test_unreadable_video_is_reported(model_dir, tmp_path, capsys) -> None:
     entries = json.loads(out.read_text())["inputs"]
     assert "error" in entries[0] and len(entries[1]["faces"]) == 1
     assert "bad.mp4" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("detector", ["mtcnn", "haar"])
+def test_tiny_and_thin_images_are_empty_with_a_note_and_lose_nothing(model_dir, tmp_path, detector) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    shutil.copy(HOPPER, folder / "a_hopper.jpg")
+    rng = np.random.default_rng(0)
+    sizes = {"b_18x30.png": (30, 18), "c_1x1.png": (1, 1), "d_8x8.png": (8, 8), "e_wide.png": (80, 6000)}
+    sizes["f_tall.png"] = (6000, 80)
+    for name, (h, w) in sizes.items():
+        cv2.imwrite(str(folder / name), rng.integers(0, 255, (h, w, 3), dtype=np.uint8))
+    out = tmp_path / "r.json"
+    rc = main(["predict", str(folder), "--model", str(model_dir), "--detector", detector, "--json", str(out)])
+    assert rc == 0  # every input could be read
+    by_name = {Path(e["path"]).name: e for e in json.loads(out.read_text())["inputs"]}
+    assert set(by_name) == {"a_hopper.jpg", *sizes}
+    if detector == "mtcnn":
+        assert len(by_name["a_hopper.jpg"]["faces"]) == 1
+    for name in sizes:
+        assert by_name[name]["faces"] == [] and "error" not in by_name[name]
+        assert "too small or too thin" in by_name[name]["note"], name
+
+
+def test_an_analysis_failure_is_that_inputs_error_only(model_dir, tmp_path, monkeypatch, capsys) -> None:
+    from ran_core.predictor import Predictor
+
+    real = Predictor.__call__
+
+    def flaky(self, image):
+        if np.asarray(image).shape[0] == 99:
+            raise RuntimeError("simulated failure inside the model")
+        return real(self, image)
+
+    monkeypatch.setattr(Predictor, "__call__", flaky)
+    cv2.imwrite(str(tmp_path / "odd.png"), np.zeros((99, 99, 3), np.uint8))
+    out = tmp_path / "r.json"
+    rc = main(["predict", str(HOPPER), str(tmp_path / "odd.png"), "--model", str(model_dir), "--json", str(out)])
+    assert rc == 1
+    entries = json.loads(out.read_text())["inputs"]
+    assert len(entries[0]["faces"]) == 1
+    assert "could not be analysed" in entries[1]["error"] and "odd.png" in capsys.readouterr().err
+
+
+def test_faces_whole_for_already_cropped_faces(model_dir, tmp_path, capsys) -> None:
+    """FERPlus-like 48 px grey crops, and the same upscaled: `--faces whole` gives one face each."""
+    from ran_core.faces import create_detector
+
+    rgb = cv2.cvtColor(cv2.imread(str(HOPPER)), cv2.COLOR_BGR2RGB)
+    (face,) = create_detector("mtcnn").detect(rgb)
+    x1, y1, x2, y2 = (int(v) for v in face.box)
+    crop = cv2.cvtColor(rgb[y1:y2, x1:x2], cv2.COLOR_RGB2GRAY)
+    folder = tmp_path / "crops"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "small.png"), cv2.resize(crop, (48, 48), interpolation=cv2.INTER_AREA))
+    cv2.imwrite(str(folder / "big.png"), cv2.resize(crop, (192, 192), interpolation=cv2.INTER_CUBIC))
+    cv2.imwrite(str(folder / "flat.png"), np.full((48, 48), 128, np.uint8))  # no face at all: still one "face"
+    out = tmp_path / "r.json"
+    assert main(["predict", str(folder), "--model", str(model_dir), "--json", str(out)]) == 0
+    detect_mode = {Path(e["path"]).name: e for e in json.loads(out.read_text())["inputs"]}
+    assert detect_mode["flat.png"]["faces"] == [] and "--faces whole" in detect_mode["flat.png"]["note"]
+    assert main(["predict", str(folder), "--model", str(model_dir), "--json", str(out), "--faces", "whole"]) == 0
+    whole = {Path(e["path"]).name: e for e in json.loads(out.read_text())["inputs"]}
+    for name in ("small.png", "big.png", "flat.png"):
+        assert len(whole[name]["faces"]) == 1, name
+    assert whole["small.png"]["faces"][0]["landmarks"] is not None  # found in the upscaled, padded crop
+    assert whole["flat.png"]["faces"][0]["landmarks"] is None  # framed as the whole image
+    small, big = (np.array(list(whole[n]["faces"][0]["probabilities"].values())) for n in ("small.png", "big.png"))
+    assert np.abs(small - big).max() < 0.2  # the same face at two resolutions gets much the same answer

@@ -41,6 +41,13 @@ def add_parser(sub: argparse._SubParsersAction, name: str, help_text: str) -> ar
     p.add_argument(
         "--tta", choices=["none", "flip"], help="test-time augmentation (default: the one saved with the model)"
     )
+    p.add_argument(
+        "--faces",
+        choices=["detect", "whole"],
+        default="detect",
+        help="detect: find faces in each image; whole: each image is one already-cropped face (datasets, crops "
+        "from other tools) (default: detect)",
+    )
     p.add_argument("--max-side", type=int, default=1280, help="detect on a copy no larger than this (default: 1280 px)")
     p.add_argument("--json", type=Path, metavar="OUT", help="write every result to this JSON file")
     p.add_argument("--draw", type=Path, metavar="OUT_DIR", help="write annotated images to this folder")
@@ -84,7 +91,12 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         predictor = Predictor(
-            args.model, detector=args.detector, device=args.device, max_detect_side=args.max_side, tta=args.tta
+            args.model,
+            detector=args.detector,
+            device=args.device,
+            max_detect_side=args.max_side,
+            tta=args.tta,
+            faces=args.faces,
         )
     except (ModelLoadError, DetectorUnavailable, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -103,6 +115,12 @@ def run(args: argparse.Namespace) -> int:
         except (ImageReadError, VideoError, OSError) as exc:
             entry = {"path": str(path), "error": str(exc)}
             print(f"error: {exc}", file=sys.stderr)
+            failed += 1
+        except Exception as exc:  # one input must never cost the others their results
+            logger.debug("analysis of %s failed", path, exc_info=True)
+            message = f"{path}: the image was read but could not be analysed ({type(exc).__name__}: {exc})"
+            entry = {"path": str(path), "error": message}
+            print(f"error: {message}", file=sys.stderr)
             failed += 1
         entries.append(entry)
     if args.json is not None:
@@ -126,12 +144,35 @@ def _describe(faces) -> str:
     return f"{len(faces)} face{'s' if len(faces) > 1 else ''}: " + ", ".join(parts)
 
 
+# An image whose shorter side (after shrinking to --max-side) is below this holds no face a detector can find.
+MIN_FACE_SIDE = 20
+# Images up to this size with no face found are probably already-cropped faces: say that --faces whole exists.
+CROP_HINT_SIDE = 160
+
+
+def image_note(rgb: np.ndarray, faces: list, args: argparse.Namespace) -> str | None:
+    """A plain-words note for an image with no face: too small or too thin to hold one, or maybe a face crop."""
+    if faces or args.faces == "whole":
+        return None
+    h, w = rgb.shape[:2]
+    shrink = min(1.0, args.max_side / max(h, w)) if args.max_side else 1.0
+    if min(h, w) * shrink < MIN_FACE_SIDE:
+        extra = f" once shrunk to {args.max_side} px for detection" if shrink < 1 else ""
+        return f"the image ({w}x{h} px) is too small or too thin{extra} to hold a detectable face"
+    if max(h, w) <= CROP_HINT_SIDE:
+        return "no face found; if this image is already a cropped face, use --faces whole"
+    return None
+
+
 def _run_image(predictor, path: Path, args: argparse.Namespace, drawn: set[str]) -> dict[str, Any]:
     rgb = read_image(path)
     faces = predictor(rgb)
-    print(f"{path}: {_describe(faces)}")
+    note = image_note(rgb, faces, args)
+    print(f"{path}: {_describe(faces)}" + (f" - {note}" if note else ""))
     entry: dict[str, Any] = {"path": str(path), "size": [rgb.shape[1], rgb.shape[0]]}
     entry["faces"] = [f.to_dict() for f in faces]
+    if note:
+        entry["note"] = note
     if args.draw is not None:
         from ran_core.faces.draw import draw_faces
 

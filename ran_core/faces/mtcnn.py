@@ -89,6 +89,10 @@ class MTCNNDetector(DownscalingDetector):
     def _detect_at(self, rgb: np.ndarray, scale: float) -> list[Detection]:
         # MTCNN.detect reads this attribute on every call, so setting it here is how a per-image size is passed.
         self.mtcnn.min_face_size = max(self.min_face_size, round(self.min_face * scale))
+        if min(rgb.shape[:2]) < self.mtcnn.min_face_size:
+            # No face of the smallest searched size fits: MTCNN's image pyramid would be empty (and it would fail
+            # inside torch.cat). Tiny and very thin images (18x30 px, 6000x80 shrunk to 1280x17) hold no face.
+            return []
         with torch.inference_mode():
             boxes, probs, points = self.mtcnn.detect(rgb, landmarks=True)
         if boxes is None:
