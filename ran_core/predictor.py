@@ -66,6 +66,7 @@ class _PreparedFace:
 
 
 FACE_MODES: tuple[str, ...] = ("detect", "whole")
+BACKENDS: tuple[str, ...] = ("torch", "onnx")
 
 
 class Predictor:
@@ -79,6 +80,8 @@ class Predictor:
         max_detect_side: longest side of the copy detection runs on, when ``detector`` is a name.
         tta: test-time augmentation, ``none`` or ``flip``; ``None`` uses the model config's (see
             :func:`ran_core.models.infer`).
+        backend: ``torch``, or ``onnx`` to run the model with ONNX Runtime (a ``.onnx`` file from ``ran-core export``,
+            or a saved model exported once into the cache; needs onnxruntime). A ``.onnx`` path implies ``onnx``.
         faces: ``detect`` finds faces in each image; ``whole`` treats each image as one already-cropped face (a
             dataset image, a crop from another tool): aligned by its landmarks when the detector finds them in the
             upscaled, padded image, else the whole image is the face, framed as datasets frame their crops.
@@ -92,15 +95,32 @@ class Predictor:
         max_detect_side: int | None = DEFAULT_MAX_SIDE,
         tta: str | None = None,
         faces: str = "detect",
+        backend: str = "torch",
     ) -> None:
         if tta not in (None, "none", "flip"):
             raise ValueError(f"tta must be none or flip, got {tta!r}")
         if faces not in FACE_MODES:
             raise ValueError(f"faces must be one of {FACE_MODES}, got {faces!r}")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         self.tta = tta
         self.faces = faces
         self.device = torch.device(device)
-        if isinstance(model, nn.Module):
+        if not isinstance(model, nn.Module) and str(model).endswith(".onnx"):
+            backend = "onnx"
+        self.backend = backend
+        if backend == "onnx":
+            from ran_core.export import OnnxModel, export_onnx, onnx_for
+
+            if isinstance(model, nn.Module):
+                import tempfile
+
+                self._onnx_dir = tempfile.TemporaryDirectory(prefix="ran_core_onnx_")
+                path = export_onnx(model.eval(), Path(self._onnx_dir.name) / "model.onnx")
+            else:
+                path = onnx_for(model)
+            self.model = OnnxModel(path)
+        elif isinstance(model, nn.Module):
             if not isinstance(getattr(model, "config", None), ModelConfig):
                 raise TypeError("the model must carry its ModelConfig as .config (build it with create_model)")
             self.model = model.to(self.device).eval()

@@ -1,4 +1,4 @@
-"""The ``ran-core`` command line: ``train``, ``eval``, ``calibrate``, ``predict`` and ``bench``.
+"""The ``ran-core`` command line: ``train``, ``eval``, ``calibrate``, ``predict``, ``export`` and ``bench``.
 
 Each subcommand lives in its own module exposing ``add_parser(subparsers)`` and ``run(args) -> int``.
 """
@@ -15,6 +15,7 @@ SUBCOMMANDS = {
     "eval": "Evaluate a model (and the occlusion/pose subsets); write metrics.json and confusion matrices.",
     "calibrate": "Fit a logit adjustment for rare classes on a validation split and save the model with it.",
     "predict": "Detect faces in images or videos and classify their expressions.",
+    "export": "Write a saved model as ONNX (with its config beside it) for ONNX Runtime and other runtimes.",
     "bench": "Measure latency and throughput on this machine.",
 }
 

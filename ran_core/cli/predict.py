@@ -42,6 +42,12 @@ def add_parser(sub: argparse._SubParsersAction, name: str, help_text: str) -> ar
         "--tta", choices=["none", "flip"], help="test-time augmentation (default: the one saved with the model)"
     )
     p.add_argument(
+        "--backend",
+        choices=["torch", "onnx"],
+        default="torch",
+        help="run the model with PyTorch or ONNX Runtime (exported once into the cache; needs onnxruntime)",
+    )
+    p.add_argument(
         "--faces",
         choices=["detect", "whole"],
         default="detect",
@@ -97,8 +103,9 @@ def run(args: argparse.Namespace) -> int:
             max_detect_side=args.max_side,
             tta=args.tta,
             faces=args.faces,
+            backend=args.backend,
         )
-    except (ModelLoadError, DetectorUnavailable, ValueError) as exc:
+    except (ModelLoadError, DetectorUnavailable, ValueError, RuntimeError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     paths = expand_inputs(args.inputs)

@@ -21,21 +21,18 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
+from ran_core.cache import cache_root
 from ran_core.data.base import DatasetSplit
 from ran_core.imageio import ImageReadError, read_image
 
 logger = logging.getLogger(__name__)
 
-CACHE_ENV = "RAN_CORE_CACHE"
 CACHE_FORMAT = 1
 
 
 def default_cache_dir() -> Path:
-    """``$RAN_CORE_CACHE/landmarks``, else ``$XDG_CACHE_HOME/ran_core/landmarks``, else ``~/.cache/ran_core/...``."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV]) / "landmarks"
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "ran_core" / "landmarks"
+    """``landmarks/`` under :func:`ran_core.cache.cache_root` (``~/.cache/ran_core``, or ``$RAN_CORE_CACHE``)."""
+    return cache_root() / "landmarks"
 
 
 @dataclass
