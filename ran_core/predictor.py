@@ -27,6 +27,7 @@ from torch import nn
 from ran_core.config import ModelConfig
 from ran_core.faces.alignment import AlignedFace, align_face
 from ran_core.faces.detectors import DEFAULT_MAX_SIDE, Detection, FaceDetector, create_detector
+from ran_core.faces.pose import estimate_pose
 from ran_core.imageio import read_image, to_gray
 from ran_core.models.inference import infer
 from ran_core.regions import crop_regions, region_boxes
@@ -63,6 +64,7 @@ class _PreparedFace:
     names: list[str]
     scheme: str
     boxes: np.ndarray  # (K, 4) region boxes in the aligned crop
+    image_size: tuple[int, int] | None = None  # (H, W) of the source image
 
 
 FACE_MODES: tuple[str, ...] = ("detect", "whole")
@@ -235,7 +237,7 @@ class Predictor:
         names, boxes, scheme = region_boxes(
             cfg.regions, (cfg.input_size, cfg.input_size), face_box=None, landmarks=aligned.landmarks
         )
-        return _PreparedFace(image_index, det, aligned, names, scheme, boxes)
+        return _PreparedFace(image_index, det, aligned, names, scheme, boxes, (h, w))
 
     def _model_image(self, crop: np.ndarray) -> np.ndarray:
         """``(S, S, 3)`` RGB crop -> ``(S, S, C)`` uint8 in the model's colour mode."""
@@ -271,6 +273,7 @@ class Predictor:
             region_scheme=scheme,
             crop=self._model_image(p.aligned.crop),
             region_crops=region_crops if alpha is not None else region_crops[:1],
+            pose=estimate_pose(p.detection.landmarks, p.image_size),
         )
 
 

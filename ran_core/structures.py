@@ -94,6 +94,8 @@ class FaceResult:
         crop: the aligned face crop as the model's preprocessing saw it (H, W, C uint8), or ``None``.
         region_crops: ``(K, H, W, C)`` uint8 crops as the backbone saw them, or ``None``.
         track_id: stable index of this face across video frames (``None`` for still images).
+        pose: head pose (:class:`ran_core.faces.pose.HeadPose`, yaw / pitch / roll in degrees) from the landmarks,
+            or ``None`` without landmarks.
     """
 
     box: tuple[float, float, float, float]
@@ -106,6 +108,7 @@ class FaceResult:
     crop: np.ndarray | None = None
     region_crops: np.ndarray | None = None
     track_id: int | None = None
+    pose: Any = None
 
     @property
     def label(self) -> str:
@@ -125,6 +128,7 @@ class FaceResult:
             "probabilities": {n: float(p) for n, p in zip(self.class_names, self.probabilities)},
             "region_scheme": self.region_scheme,
             "regions": [r.to_dict() for r in self.regions],
+            "pose": None if self.pose is None else self.pose.to_dict(),
         }
         if self.track_id is not None:
             d["track_id"] = self.track_id

@@ -37,6 +37,12 @@ def add_parser(sub: argparse._SubParsersAction, name: str, help_text: str) -> ar
     photo.add_argument("--detector", default="mtcnn", help="face detector for the photo path (default: mtcnn)")
     a("--tta", choices=["none", "flip"], help="test-time augmentation (default: the one saved with each model)")
     a(
+        "--pose-bins",
+        action="store_true",
+        help="accuracy by estimated |yaw| (<15, 15-30, 30-45, >=45 degrees, unknown) from landmarks found once and "
+        "cached; also writes OUT/per_image.csv (image,true,pred,yaw,pitch,roll)",
+    )
+    a(
         "--landmark-detector",
         default="auto",
         help="for landmark-region models on datasets without landmarks: the detector that finds them once (cached)",
@@ -91,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError) as exc:
         print(f"ran-core eval: {exc}", file=sys.stderr)
         return 2
-    if any(m.config.regions.scheme == "landmark" for _, m in models):
+    if args.pose_bins or any(m.config.regions.scheme == "landmark" for _, m in models):
         from ran_core.data.landmarks import attach_landmarks
         from ran_core.faces import DetectorUnavailable
 
@@ -147,6 +153,16 @@ def run(args: argparse.Namespace) -> int:
             + [(s, main["subsets"][s], other["subsets"][s]) for s in main["subsets"]]
         }
         main["compare"] = {**other, "difference": diff}
+    if args.pose_bins:
+        from ran_core.engine.pose_bins import pose_bin_metrics, split_poses, write_per_image_csv
+
+        poses = split_poses(split)
+        bins = [pose_bin_metrics(r, poses) for r in results]
+        main["pose_bins"] = bins[0]
+        if len(results) == 2:
+            main["compare"]["pose_bins"] = bins[1]
+        write_per_image_csv(args.out / "per_image.csv", results, labels, poses)
+        print(_pose_table(bins, labels))
     if args.through_predict:
         try:
             main["through_predict"] = _through_predict(args, models, results, split, labels)
@@ -172,6 +188,17 @@ def run(args: argparse.Namespace) -> int:
     print(_table(results, labels))
     print(f"\nwrote {args.out / 'metrics.json'} and confusion matrices to {args.out}")
     return 0
+
+
+def _pose_table(bins: list[dict], labels: list[str]) -> str:
+    lines = [f"{'|yaw|':<10}{'n':>7}{'mean yaw':>10}" + "".join(f"{lab:>24}" for lab in labels)]
+    for name, row in bins[0].items():
+        mean = "" if row["mean_yaw"] is None else f"{row['mean_yaw']:.1f}"
+        accs = "".join(
+            f"{'-' if b[name]['accuracy'] is None else format(b[name]['accuracy'], '.2f') + '%':>24}" for b in bins
+        )
+        lines.append(f"{name:<10}{row['n']:>7}{mean:>10}{accs}")
+    return "\naccuracy by estimated head pose\n" + "\n".join(lines)
 
 
 def _through_predict(args: argparse.Namespace, models: list, results: list, split, labels: list[str]) -> dict:

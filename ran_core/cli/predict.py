@@ -287,12 +287,28 @@ def _csv_row(frame: int, time_s: float, face) -> dict[str, Any]:
     row: dict[str, Any] = {"frame": frame, "time_s": round(time_s, 4), "face": face.track_id, "label": face.label}
     row.update({"score": round(face.score, 4), "region_scheme": face.region_scheme})
     row.update({k: round(v, 2) for k, v in zip(("x1", "y1", "x2", "y2"), face.box)})
+    pose = face.pose.to_dict() if face.pose is not None else {}
+    row.update({k: pose.get(k, "") for k in ("yaw", "pitch", "roll")})
     row.update({f"p_{n}": round(float(p), 5) for n, p in zip(face.class_names, face.probabilities)})
     row.update({f"alpha_{r.name}": "" if math.isnan(r.alpha) else round(r.alpha, 5) for r in face.regions})
     return row
 
 
 def _csv_header(predictor) -> list[str]:
-    base = ["frame", "time_s", "face", "label", "score", "region_scheme", "x1", "y1", "x2", "y2"]
+    base = [
+        "frame",
+        "time_s",
+        "face",
+        "label",
+        "score",
+        "region_scheme",
+        "x1",
+        "y1",
+        "x2",
+        "y2",
+        "yaw",
+        "pitch",
+        "roll",
+    ]
     regions = predictor.config.regions.region_names() if predictor.config.arch == "ran" else ["face"]
     return base + [f"p_{n}" for n in predictor.class_names] + [f"alpha_{n}" for n in regions]
