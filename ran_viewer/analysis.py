@@ -32,6 +32,8 @@ class Analysis:
         kind: ``image`` (a new still image), ``occlusion`` (the current image with occluders) or ``frame``.
         seq: the request number (increasing); ``image_seq`` the number of the image request it belongs to.
         image: the pixels the models read (with occluders for ``occlusion`` and ``frame``).
+        clean_image: for ``frame``, the camera frame without occluders (what ``ViewerState.image`` holds).
+        occluded: occluders were burned into ``image``.
         ran_faces, baseline_faces: each model's faces; empty when that model is not loaded.
         seconds: wall time of the analysis.
         frame_index: the camera frame number (``frame`` only).
@@ -42,6 +44,8 @@ class Analysis:
     seq: int
     image_seq: int
     image: np.ndarray
+    clean_image: np.ndarray | None = None
+    occluded: bool = False
     name: str = ""
     path: str | None = None
     ran_faces: list[FaceResult] = field(default_factory=list)

@@ -565,11 +565,13 @@ class QtMainWindow(QMainWindow):
         if a.kind == "frame":
             if not state.camera.running:
                 return
-            state.set_frame(a.image, a.ran_faces, a.baseline_faces, name=state.camera.name)
+            clean = a.clean_image if a.clean_image is not None else a.image
+            analysed = a.image if a.occluded else None
+            state.set_frame(clean, a.ran_faces, a.baseline_faces, name=state.camera.name, analysed=analysed)
         else:
             if a.image_seq != self._image_seq or a.seq <= self._applied_seq:
                 return  # a stale result: another image or a newer edit is already shown
-            if a.kind == "occlusion" and not state.occluders:
+            if a.kind == "occlusion" and a.occluded and not state.occluders:
                 return  # occluders were cleared meanwhile: the clean result is coming
             state.set_predictions(a.ran_faces, a.baseline_faces)
         self._applied_seq = max(self._applied_seq, a.seq)
@@ -654,6 +656,10 @@ class QtMainWindow(QMainWindow):
         if state.image is None:
             return
         faces = state.clean_ran_faces or state.clean_baseline_faces
+        if not faces and not state.occluders and (state.ran_faces or state.baseline_faces):
+            # A camera frame last read with occluders has no clean reading yet: read the same faces on the clean frame.
+            self.worker.submit_occlusion(state.image, [], state.ran_faces or state.baseline_faces, self._image_seq)
+            return
         if not faces:
             if state.occluders and state.analysed:
                 state.notify(

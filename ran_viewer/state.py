@@ -176,16 +176,31 @@ class ViewerState:
         self.events.predictions.emit()  # the faces were cleared
 
     def set_frame(
-        self, frame: np.ndarray, ran_faces: list[FaceResult], baseline_faces: list[FaceResult], name: str = "camera"
+        self,
+        frame: np.ndarray,
+        ran_faces: list[FaceResult],
+        baseline_faces: list[FaceResult],
+        name: str = "camera",
+        analysed: np.ndarray | None = None,
     ) -> None:
         """Show one analysed camera frame: image and predictions at once, keeping occluders, and keeping the selected
-        face selected while its ``track_id`` is still in view."""
+        face selected while its ``track_id`` is still in view.
+
+        Args:
+            frame: the camera frame WITHOUT occluders (``image``'s contract), so clearing them later shows it clean.
+            ran_faces, baseline_faces: the models' reading of ``analysed``.
+            name: shown as the image name.
+            analysed: the frame the models read, occluders burned in by the worker (None: ``frame`` itself). When
+                it had occluders, the frame's clean reading is unknown, so no stale one is kept to restore.
+        """
         selected = self.selected_face_result
         track = None if selected is None else selected.track_id
         self.image = frame
         self.image_name = name
         self.image_path = None
-        self._display_image = frame  # the worker burned the occluders into the frame it analysed
+        self._display_image = frame if analysed is None else analysed
+        if analysed is not None and analysed is not frame:
+            self.clean_ran_faces, self.clean_baseline_faces = [], []
         self.events.image.emit()
         if track is not None:
             lead = ran_faces or baseline_faces

@@ -164,11 +164,16 @@ class InferenceWorker(QThread):
             self._frame_occluders = tuple(occluders)
 
     def reset_frame_stats(self) -> None:
-        """Zero the frame counters and forget tracked faces (a new camera session)."""
+        """Zero the frame counters and forget tracked faces (a new camera session).
+
+        The analyzer's tracker and stream belong to the worker thread, which uses them without the lock while it
+        analyses a frame: their reset is queued and done there, between two requests, never beside a running one.
+        """
         with QMutexLocker(self._mutex):
             self.dropped_frames = 0
             self._fps = RateMeter()
-            self.analyzer.reset_tracking()
+            self._control.append(("reset_tracking", None))
+            self._cond.wakeAll()
 
     def take_result(self) -> Analysis | None:
         """The newest undelivered result (GUI thread, on ``sig_result_ready``), or ``None`` if already taken."""
@@ -231,6 +236,9 @@ class InferenceWorker(QThread):
         if what == "analyzer":
             self.analyzer = payload
             return
+        if what == "reset_tracking":
+            self.analyzer.reset_tracking()
+            return
         try:
             analyzer, info = self._loader(*payload)
         except Exception as exc:  # noqa: BLE001 - reported, never raised into Qt
@@ -240,6 +248,7 @@ class InferenceWorker(QThread):
         self.sig_models_loaded.emit(info)
 
     def _do_request(self, req: _Request) -> None:
+        occluders = req.occluders
         try:
             t0 = time.perf_counter()
             if req.kind == "image":
@@ -259,6 +268,8 @@ class InferenceWorker(QThread):
                 seq=req.seq,
                 image_seq=req.image_seq,
                 image=rgb,
+                clean_image=req.source if req.kind == "frame" else None,
+                occluded=bool(occluders) if req.kind == "frame" else bool(req.occluders),
                 name=req.name,
                 path=req.path,
                 ran_faces=ran_faces,

@@ -414,3 +414,25 @@ def test_camera_frames_with_a_real_predictor_detect_only_now_and_then(tiny_model
     assert ids == [ids[0]] * 8 and an._stream.detections < 8
     an.reset_tracking()
     assert an._stream.detections == 0
+
+
+def test_a_frame_analysed_with_occluders_keeps_the_clean_frame_as_the_image() -> None:
+    """ViewerState.image is 'without occluders': a camera frame the worker read with occluders must not replace it,
+    and the clean reading of an older image must not come back when the occluders are cleared."""
+    state = ViewerState()
+    old = make_face((10, 10, 60, 60), [0.2] * 6)
+    state.set_image(face_image(seed=1))
+    state.set_predictions([old], [])  # a still image's clean reading
+    clean = face_image(seed=2)
+    occ = RectOccluder(x1=0, y1=0, x2=320, y2=100)
+    state.add_occluder(occ)
+    burned = apply_occluders(clean, [occ])
+    live = make_face((20, 20, 70, 70), [0.2] * 6)
+    state.set_frame(clean, [live], [], analysed=burned)
+    assert state.image is clean and np.array_equal(state.display_image, burned)
+    assert state.clean_ran_faces == []  # unknown for this frame: nothing stale to restore
+    state.clear_occluders()
+    assert np.array_equal(state.display_image, clean)  # the clean frame, not the burned one
+    # without occluders the frame's reading is its clean reading
+    state.set_frame(clean, [live], [])
+    assert state.clean_ran_faces == [live]

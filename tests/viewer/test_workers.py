@@ -241,3 +241,41 @@ def test_retire_stops_a_busy_worker(qtbot) -> None:
     time.sleep(0.05)
     retire(w)
     assert not w.isRunning()
+
+
+def test_reset_frame_stats_never_resets_tracking_beside_a_running_frame(qtbot, make_worker) -> None:
+    """The tracker and stream belong to the worker thread: a reset from the GUI thread waits for the frame."""
+    import threading
+
+    class _Blocking(Analyzer):
+        def __init__(self) -> None:
+            super().__init__(FakePredictor("ran"))
+            self.inside = threading.Event()
+            self.release = threading.Event()
+            self.resets: list[bool] = []  # for each reset: was a frame being analysed?
+
+        def analyze_frame(self, rgb, index):
+            self.inside.set()
+            self.release.wait(10)
+            try:
+                return super().analyze_frame(rgb, index)
+            finally:
+                self.inside.clear()
+
+        def reset_tracking(self) -> None:
+            self.resets.append(self.inside.is_set())
+            super().reset_tracking()
+
+    analyzer = _Blocking()
+    w = InferenceWorker(analyzer)
+    w.start()
+    try:
+        w.submit_frame(face_image(), 0)
+        assert analyzer.inside.wait(5)
+        w.reset_frame_stats()  # from this (the GUI) thread, while the frame is being analysed
+        assert analyzer.resets == [] and w.dropped_frames == 0
+        analyzer.release.set()
+        qtbot.waitUntil(lambda: analyzer.resets == [False], timeout=5000)
+    finally:
+        analyzer.release.set()
+        retire(w)
