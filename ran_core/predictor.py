@@ -30,7 +30,7 @@ from ran_core.faces.detectors import DEFAULT_MAX_SIDE, Detection, FaceDetector, 
 from ran_core.faces.pose import estimate_pose
 from ran_core.imageio import read_image, to_gray
 from ran_core.models.inference import infer
-from ran_core.regions import crop_regions, region_boxes
+from ran_core.regions import crop_regions, normalize_crops, region_boxes
 from ran_core.saved_model import load_model
 from ran_core.structures import FaceResult, RegionResult
 
@@ -191,8 +191,6 @@ class Predictor:
         groups: dict[int, list[int]] = {}
         for j, p in enumerate(prepared):
             groups.setdefault(len(p.names), []).append(j)
-        mean = torch.tensor(cfg.mean, device=self.device).view(1, 1, -1, 1, 1)
-        std = torch.tensor(cfg.std, device=self.device).view(1, 1, -1, 1, 1)
         out_by_face: dict[int, tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray]] = {}
         align_s, model_s = time.perf_counter() - t0, 0.0
         for idx in groups.values():
@@ -201,7 +199,7 @@ class Predictor:
             images = torch.from_numpy(crops).to(self.device).permute(0, 3, 1, 2).float()
             boxes = torch.from_numpy(np.stack([prepared[j].boxes for j in idx])).float().to(self.device)
             regions = crop_regions(images, boxes, cfg.input_size)  # (N, K, C, S, S) in [0, 255]
-            x = (regions / 255.0 - mean) / std
+            x = normalize_crops(regions / 255.0, cfg.mean, cfg.std)
             t2 = time.perf_counter()
             with torch.inference_mode():
                 out = infer(self.model, x, self.tta)

@@ -267,6 +267,16 @@ def crop_regions(images: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.
     return out.reshape(b, k, images.shape[1], size, size)
 
 
+def normalize_crops(crops: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
+    """``(B, K, C, S, S)`` crops with values in [0, 1] -> the model's input: ``(crops - mean) / std`` per channel.
+
+    The one place this happens, for training batches and for the Predictor alike, so the two cannot drift apart.
+    """
+    m = torch.tensor(mean, device=crops.device, dtype=crops.dtype).view(1, 1, -1, 1, 1)
+    s = torch.tensor(std, device=crops.device, dtype=crops.dtype).view(1, 1, -1, 1, 1)
+    return (crops - m) / s
+
+
 def extract_regions(
     image: torch.Tensor | np.ndarray,
     config: RegionConfig,

@@ -43,6 +43,13 @@ def add_parser(sub: argparse._SubParsersAction, name: str, help_text: str) -> ar
         "cached; also writes OUT/per_image.csv (image,true,pred,yaw,pitch,roll)",
     )
     a(
+        "--deletion",
+        action="store_true",
+        help="region deletion curves: cover regions by decreasing / increasing weight and at random, record accuracy; "
+        "writes OUT/deletion.json and OUT/deletion.png",
+    )
+    a("--deletion-orders", type=int, default=3, help="random orders averaged for the deletion curve (default: 3)")
+    a(
         "--landmark-detector",
         default="auto",
         help="for landmark-region models on datasets without landmarks: the detector that finds them once (cached)",
@@ -163,6 +170,8 @@ def run(args: argparse.Namespace) -> int:
             main["compare"]["pose_bins"] = bins[1]
         write_per_image_csv(args.out / "per_image.csv", results, labels, poses)
         print(_pose_table(bins, labels))
+    if args.deletion:
+        main["deletion"] = _deletion(args, models, split, labels)
     if args.through_predict:
         try:
             main["through_predict"] = _through_predict(args, models, results, split, labels)
@@ -188,6 +197,44 @@ def run(args: argparse.Namespace) -> int:
     print(_table(results, labels))
     print(f"\nwrote {args.out / 'metrics.json'} and confusion matrices to {args.out}")
     return 0
+
+
+def _deletion(args: argparse.Namespace, models: list, split, labels: list[str]) -> dict:
+    """Deletion curves of every model on the same boxes; writes deletion.json / deletion.png, prints a summary."""
+    from ran_core.data.pipeline import FaceDataset, cache_faces
+    from ran_core.engine.deletion import deletion_curves
+    from ran_core.engine.plots import plot_deletion
+
+    regions = next((m.config.regions for _, m in models if m.config.arch == "ran"), None)
+    results = {}
+    for (_, model), label in zip(models, labels):
+        cfg = model.config
+        cache = cache_faces(FaceDataset(split.samples, cfg, cfg.input_size, cfg.num_classes), desc="decoding")
+        bar = tqdm(total=len(split), desc=f"deletion curves {label}", unit="img")
+        try:
+            results[label] = deletion_curves(
+                model,
+                cache,
+                regions,
+                args.batch_size,
+                args.deletion_orders,
+                device=model_device(model),
+                progress=lambda d, t, bar=bar: bar.update(d - bar.n),
+            )
+        finally:
+            bar.close()
+    report = {label: r.to_json() for label, r in results.items()}
+    first = report[labels[0]]
+    if len(labels) == 2:
+        first = {**first, "compare": {"model": labels[1], **report[labels[1]]}}
+    (args.out / "deletion.json").write_text(json.dumps(first, indent=2) + "\n")
+    plot_deletion(results, args.out / "deletion.png", title=f"region deletion on {args.dataset} {args.split}")
+    print("\nregion deletion (accuracy after covering 0..K-1 regions; AUC = mean accuracy, lower = falls faster)")
+    for label, r in results.items():
+        for order, acc in r.accuracy.items():
+            curve = " ".join(f"{v:5.1f}" for v in acc)
+            print(f"{label:<24}{order:<10}{curve}   AUC {r.auc[order]:.2f}")
+    return report
 
 
 def _pose_table(bins: list[dict], labels: list[str]) -> str:

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from ran_core.config import ModelConfig
 from ran_core.imageio import ImageReadError, read_image, to_gray
-from ran_core.regions import crop_regions, region_boxes_batch
+from ran_core.regions import crop_regions, normalize_crops, region_boxes_batch
 
 logger = logging.getLogger(__name__)
 
@@ -251,9 +251,7 @@ class RegionBatcher:
             gen = self.region_generator if cfg.regions.scheme == "random" else None
             boxes, _ = region_boxes_batch(cfg.regions, face, lm, canvas_size=(h, w), generator=gen)
             crops = crop_regions(x, boxes.to(device=device, dtype=x.dtype), cfg.input_size)
-        mean = torch.tensor(cfg.mean, device=device).view(1, 1, -1, 1, 1)
-        std = torch.tensor(cfg.std, device=device).view(1, 1, -1, 1, 1)
-        return (crops - mean) / std
+        return normalize_crops(crops, cfg.mean, cfg.std)
 
     def _augment(self, x: torch.Tensor, lm: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
         a = self.augment

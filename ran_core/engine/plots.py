@@ -86,3 +86,34 @@ def plot_calibration(cal, path: str | Path, title: str = "") -> Path:
     fig.savefig(path)
     plt.close(fig)
     return Path(path)
+
+
+def plot_deletion(results: dict, path: str | Path, title: str = "") -> Path:
+    """Deletion curves (accuracy after covering 0..K-1 regions) of one or more models: ``{label: DeletionResult}``.
+
+    One colour per order, one line style per model (solid for the first, dashed for the second ...)."""
+    colors = {"by_weight": "#d62728", "reverse": "#2ca02c", "random": "#7f7f7f"}
+    nice = {"by_weight": "most-weighted first", "reverse": "least-weighted first", "random": "random order"}
+    styles = ["-", "--", ":", "-."]
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
+    for i, (label, res) in enumerate(results.items()):
+        for order, acc in res.accuracy.items():
+            what = nice[order] if res.ranked_by == "attention" else nice[order].replace("weighted", "sensitive")
+            ax.plot(
+                range(len(acc)),
+                acc,
+                styles[i % len(styles)],
+                marker="o",
+                ms=3,
+                color=colors[order],
+                label=f"{label}: {what} (AUC {res.auc[order]:.1f})",
+            )
+    ax.set_xlabel("regions covered (region 0, the whole face, never)")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(title or "region deletion curves")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)
