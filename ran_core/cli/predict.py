@@ -63,6 +63,20 @@ def add_parser(sub: argparse._SubParsersAction, name: str, help_text: str) -> ar
         "--csv", type=Path, metavar="OUT", help="timeline CSV (default: <video>.csv, or beside --json when given)"
     )
     video.add_argument("--video-out", type=Path, metavar="OUT.mp4", help="write an annotated video")
+    video.add_argument(
+        "--plot",
+        type=Path,
+        metavar="OUT.png",
+        help="draw the timeline: class probabilities (and RAN's region weights) over time, one panel per face",
+    )
+    video.add_argument(
+        "--smooth",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="exponential moving average of the probabilities over this window, per face: CSV columns "
+        "p_<class>_smooth and label_smooth (raw columns kept) and the plot (default: 0, off)",
+    )
     return p
 
 
@@ -94,6 +108,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.every < 1:
         print("error: --every must be at least 1", file=sys.stderr)
+        return 2
+    if args.smooth < 0 or not math.isfinite(args.smooth):
+        print("error: --smooth must be a number of seconds >= 0", file=sys.stderr)
         return 2
     try:
         predictor = Predictor(
@@ -211,6 +228,7 @@ def _run_video(predictor, path: Path, args: argparse.Namespace, many: bool) -> d
 
     from ran_core.faces.draw import draw_faces
     from ran_core.faces.tracking import IoUTracker
+    from ran_core.timeline import ExpressionSmoother
 
     if not path.is_file():
         raise VideoError(f"{path}: file not found")
@@ -224,6 +242,8 @@ def _run_video(predictor, path: Path, args: argparse.Namespace, many: bool) -> d
     video_out = None if args.video_out is None else _output_path(args.video_out, path, args, ".mp4", many)
     csv_path.parent.mkdir(parents=True, exist_ok=True)
     tracker = IoUTracker()
+    smoother = ExpressionSmoother(args.smooth) if args.smooth > 0 else None
+    series: dict[int, dict[str, list]] = {}
     writer: cv2.VideoWriter | None = None
     csv_writer: csv.DictWriter | None = None
     tracks: dict[int, dict[str, Any]] = {}
@@ -243,6 +263,15 @@ def _run_video(predictor, path: Path, args: argparse.Namespace, many: bool) -> d
                     faces.sort(key=lambda f: f.track_id)
                     for face in faces:
                         row = _csv_row(frame_idx, time_s, face)
+                        probs = face.probabilities
+                        if smoother is not None:
+                            probs = smoother.update(face.track_id, time_s, face.probabilities)
+                            row.update({f"p_{n}_smooth": round(float(p), 5) for n, p in zip(face.class_names, probs)})
+                            row["label_smooth"] = face.class_names[int(np.argmax(probs))]
+                        s = series.setdefault(face.track_id, {"t": [], "p": [], "alpha": []})
+                        s["t"].append(time_s)
+                        s["p"].append(np.asarray(probs, dtype=np.float64))
+                        s["alpha"].append([r.alpha for r in face.regions])
                         if csv_writer is None:
                             csv_writer = csv.DictWriter(fh, fieldnames=list(row), restval="", extrasaction="ignore")
                             csv_writer.writeheader()
@@ -268,7 +297,7 @@ def _run_video(predictor, path: Path, args: argparse.Namespace, many: bool) -> d
             if writer is not None:
                 writer.release()
         if csv_writer is None:  # no face in any frame: still a valid, header-only timeline
-            csv.writer(fh).writerow(_csv_header(predictor))
+            csv.writer(fh).writerow(_csv_header(predictor, smooth=smoother is not None))
     if frame_idx == 0:
         raise VideoError(f"{path}: no frame could be decoded")
     print(f"{path}: {processed} of {frame_idx} frames, {len(tracks)} face track(s) -> {csv_path}")
@@ -280,7 +309,27 @@ def _run_video(predictor, path: Path, args: argparse.Namespace, many: bool) -> d
     }
     if video_out is not None:
         entry["video_out"] = str(video_out)
+    if args.plot is not None:
+        entry["plot"] = str(_plot_timeline(predictor, series, args, path, many))
     return entry
+
+
+def _plot_timeline(predictor, series: dict, args: argparse.Namespace, video: Path, many: bool) -> Path:
+    from ran_core.engine.plots import plot_timeline
+
+    out = _output_path(args.plot, video, args, ".png", many)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    regions = predictor.config.regions.region_names() if predictor.config.arch == "ran" else []
+    tracks = {}
+    for tid, s in series.items():
+        alpha = np.array(s["alpha"], dtype=np.float64)
+        tracks[tid] = {
+            "t": np.array(s["t"]),
+            "p": np.stack(s["p"]),
+            "alpha": alpha if regions and alpha.shape[1:] == (len(regions),) and np.isfinite(alpha).all() else None,
+        }
+    smooth = f", smoothed over {args.smooth:g} s" if args.smooth > 0 else ""
+    return plot_timeline(tracks, predictor.class_names, regions, out, title=f"{video.name}{smooth}")
 
 
 def _csv_row(frame: int, time_s: float, face) -> dict[str, Any]:
@@ -294,7 +343,7 @@ def _csv_row(frame: int, time_s: float, face) -> dict[str, Any]:
     return row
 
 
-def _csv_header(predictor) -> list[str]:
+def _csv_header(predictor, smooth: bool = False) -> list[str]:
     base = [
         "frame",
         "time_s",
@@ -311,4 +360,7 @@ def _csv_header(predictor) -> list[str]:
         "roll",
     ]
     regions = predictor.config.regions.region_names() if predictor.config.arch == "ran" else ["face"]
-    return base + [f"p_{n}" for n in predictor.class_names] + [f"alpha_{n}" for n in regions]
+    cols = base + [f"p_{n}" for n in predictor.class_names] + [f"alpha_{n}" for n in regions]
+    if smooth:
+        cols += [f"p_{n}_smooth" for n in predictor.class_names] + ["label_smooth"]
+    return cols

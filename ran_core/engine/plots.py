@@ -117,3 +117,59 @@ def plot_deletion(results: dict, path: str | Path, title: str = "") -> Path:
     fig.savefig(path)
     plt.close(fig)
     return Path(path)
+
+
+# One fixed colour per FERPlus class, so timelines and charts agree (tab10 order).
+CLASS_COLORS = ("#7f7f7f", "#2ca02c", "#ff7f0e", "#1f77b4", "#d62728", "#8c564b", "#9467bd", "#e377c2")
+
+
+def class_color(i: int) -> str:
+    return CLASS_COLORS[i % len(CLASS_COLORS)]
+
+
+def plot_timeline(
+    tracks: dict[int, dict], class_names: list[str], region_names: list[str], path: str | Path, title: str = ""
+) -> Path:
+    """Class probabilities (and region weights beneath, for RAN) over time, one column of panels per tracked face.
+
+    Args:
+        tracks: track id -> ``{"t": (T,), "p": (T, C), "alpha": (T, K) or None}``.
+        class_names: names of the C classes.
+        region_names: names of the K regions.
+        path: the PNG to write.
+        title: figure title.
+    """
+    ids = sorted(tracks) or [0]
+    has_alpha = any(tracks[i].get("alpha") is not None for i in tracks)
+    rows = 2 if has_alpha else 1
+    fig, axes = plt.subplots(
+        rows, len(ids), figsize=(max(6.0, 4.5 * len(ids)), 2.6 * rows + 0.6), dpi=110, squeeze=False, sharex="col"
+    )
+    for col, tid in enumerate(ids):
+        tr = tracks.get(tid, {"t": np.zeros(0), "p": np.zeros((0, len(class_names))), "alpha": None})
+        ax = axes[0][col]
+        for c, name in enumerate(class_names):
+            ax.plot(tr["t"], tr["p"][:, c] if len(tr["t"]) else [], color=class_color(c), lw=1.6, label=name)
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("probability")
+        ax.set_title(f"face {tid}", fontsize=10)
+        ax.grid(alpha=0.3)
+        if col == len(ids) - 1:
+            ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        if has_alpha:
+            ax2 = axes[1][col]
+            alpha = tr.get("alpha")
+            if alpha is not None and len(tr["t"]):
+                cmap = plt.get_cmap("viridis")
+                for k, name in enumerate(region_names):
+                    ax2.plot(tr["t"], alpha[:, k], color=cmap(k / max(1, len(region_names) - 1)), lw=1.2, label=name)
+            ax2.set_ylabel("region weight (alpha)")
+            ax2.grid(alpha=0.3)
+            if col == len(ids) - 1:
+                ax2.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        axes[-1][col].set_xlabel("time (s)")
+    fig.suptitle(title or "expression over time")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)
