@@ -70,6 +70,8 @@ def read_image(source: Any) -> np.ndarray:
     else:
         path = Path(source)
         name = str(path)
+        if path.is_symlink() and not path.exists():
+            raise ImageReadError(f"{name}: a symbolic link to nothing (or to itself)")
         if not path.exists():
             raise ImageReadError(f"{name}: file not found")
         if path.is_dir():

@@ -80,15 +80,22 @@ def add_parser(sub: argparse._SubParsersAction, name: str, help_text: str) -> ar
     return p
 
 
+def shown(path: Path | str) -> str:
+    """A path as text any terminal can print (a file name that is not UTF-8 keeps its bytes as escapes)."""
+    return str(path).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def expand_inputs(inputs: list[str]) -> list[Path]:
-    """Folders -> their image and video files (sorted, not recursive); other paths as given."""
+    """Folders -> their image and video files (sorted, not recursive); other paths as given.
+
+    Entries named like images that are not readable files (a folder called ``x.jpg``, a broken or looping symlink)
+    are kept, so they get an error entry instead of vanishing from the results.
+    """
     paths: list[Path] = []
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            found = sorted(
-                f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS + VIDEO_EXTENSIONS
-            )
+            found = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_EXTENSIONS + VIDEO_EXTENSIONS)
             if not found:
                 logger.warning("%s: no image or video files in this folder", p)
             paths.extend(found)
@@ -138,13 +145,13 @@ def run(args: argparse.Namespace) -> int:
                 entry = _run_image(predictor, path, args, drawn)
         except (ImageReadError, VideoError, OSError) as exc:
             entry = {"path": str(path), "error": str(exc)}
-            print(f"error: {exc}", file=sys.stderr)
+            print(f"error: {shown(exc)}", file=sys.stderr)
             failed += 1
         except Exception as exc:  # one input must never cost the others their results
             logger.debug("analysis of %s failed", path, exc_info=True)
             message = f"{path}: the image was read but could not be analysed ({type(exc).__name__}: {exc})"
             entry = {"path": str(path), "error": message}
-            print(f"error: {message}", file=sys.stderr)
+            print(f"error: {shown(message)}", file=sys.stderr)
             failed += 1
         entries.append(entry)
     if args.json is not None:
@@ -192,7 +199,7 @@ def _run_image(predictor, path: Path, args: argparse.Namespace, drawn: set[str])
     rgb = read_image(path)
     faces = predictor(rgb)
     note = image_note(rgb, faces, args)
-    print(f"{path}: {_describe(faces)}" + (f" - {note}" if note else ""))
+    print(f"{shown(path)}: {_describe(faces)}" + (f" - {note}" if note else ""))
     entry: dict[str, Any] = {"path": str(path), "size": [rgb.shape[1], rgb.shape[0]]}
     entry["faces"] = [f.to_dict() for f in faces]
     if note:
@@ -300,7 +307,7 @@ def _run_video(predictor, path: Path, args: argparse.Namespace, many: bool) -> d
             csv.writer(fh).writerow(_csv_header(predictor, smooth=smoother is not None))
     if frame_idx == 0:
         raise VideoError(f"{path}: no frame could be decoded")
-    print(f"{path}: {processed} of {frame_idx} frames, {len(tracks)} face track(s) -> {csv_path}")
+    print(f"{shown(path)}: {processed} of {frame_idx} frames, {len(tracks)} face track(s) -> {csv_path}")
     entry: dict[str, Any] = {
         "path": str(path),
         "video": {"frames": frame_idx, "processed": processed, "fps": fps, "every": args.every},
