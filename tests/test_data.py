@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -508,3 +509,26 @@ def test_real_subset_lists():
     assert sizes["ferplus"] == {"occlusion": (605, 0, 0), "pose30": (1170, 0, 0), "pose45": (633, 0, 0)}
     assert sizes["affectnet"] == {"occlusion": (683, 0, 0), "pose30": (1944, 5, 0), "pose45": (983, 2, 0)}
     assert sizes["rafdb"] == {"occlusion": (734, 1, 0), "pose30": (1247, 0, 0), "pose45": (558, 0, 0)}
+
+
+def test_ferplus_label_file_with_bom_crlf_and_bad_bytes(tmp_path):
+    """A label.csv as editors and other tools leave it: BOM, CRLF, a non-UTF-8 name, junk rows."""
+    folder = tmp_path / "ferplus" / "FER2013Train"
+    folder.mkdir(parents=True)
+    names = [b"fer0000000.png", b"fer0000001.png", b"caf\xe9.png"]
+    for n in names:
+        Image.fromarray(np.zeros((48, 48), np.uint8)).save(os.path.join(folder, os.fsdecode(n)))
+    votes = b"10,0,0,0,0,0,0,0,0,0"
+    rows = [
+        b"\xef\xbb\xbf" + names[0] + b',"(0, 0, 48, 48)",' + votes,  # BOM on the first row
+        names[1] + b"," + votes,  # no face box column
+        names[2] + b',"(0, 0, 48, 48)",' + votes,  # a Latin-1 name
+        b"fer0000003.png,1,2,3",  # too few columns
+        b"fer0000004.png,a,b,c,d,e,f,g,h,i,j",  # non-numeric votes
+        b"fer0000005.png,0,0,0,0,0,0,0,0,0,0",  # all-zero votes
+        b"\xff\xfe garbage \x00 row",
+    ]
+    (folder / "label.csv").write_bytes(b"\r\n".join(rows) + b"\r\n")
+    data = open_dataset("ferplus", tmp_path / "ferplus", "train")
+    assert len(data.samples) == 3 and all(s.path.is_file() for s in data.samples)
+    assert data.skipped.counts == {"malformed row": 3, "no majority label": 1}

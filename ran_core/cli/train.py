@@ -105,7 +105,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str, help_text: str) -> ar
 
 
 def run(args: argparse.Namespace) -> int:
-    from ran_core.engine.trainer import TrainConfig, Trainer, TrainingDiverged
+    from ran_core.engine.trainer import CheckpointWriteError, TrainConfig, Trainer, TrainingDiverged
 
     keys = [k for k in vars(args) if k not in ("config", "resume", "command", "_run", "verbose")]
     overrides = {k: getattr(args, k) for k in keys}
@@ -125,6 +125,9 @@ def run(args: argparse.Namespace) -> int:
     except TrainingDiverged as exc:
         print(f"ran-core train: {exc}", file=sys.stderr)
         return 3
+    except CheckpointWriteError as exc:
+        print(f"ran-core train: {exc.strerror}", file=sys.stderr)
+        return 4
     except (FileNotFoundError, ValueError) as exc:
         print(f"ran-core train: {exc}", file=sys.stderr)
         return 2

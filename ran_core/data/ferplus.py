@@ -109,7 +109,8 @@ def read_ferplus(root: str | Path, split: str, label_mode: str = "majority") -> 
     samples: list[Sample] = []
     seen: set[str] = set()
     on_disk = set(os.listdir(folder))  # one listing instead of a stat per row
-    with open(label_path, newline="", encoding="utf-8-sig") as f:
+    # surrogateescape: a name with bytes that are not UTF-8 keeps them, and so still matches its file on disk
+    with open(label_path, newline="", encoding="utf-8-sig", errors="surrogateescape") as f:
         for line_no, row in enumerate(csv.reader(f), start=1):
             if not row or not "".join(row).strip():
                 continue

@@ -63,6 +63,10 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint is left as it was."""
 
 
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (disk full, no permission); the last good one is left as it was."""
+
+
 @dataclass
 class TrainConfig:
     """Everything a training run needs. Written to ``RUN_DIR/config.yaml``; ``--config`` files use these keys.
@@ -261,7 +265,10 @@ def _atomic_torch_save(obj: Any, path: Path) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".pt")
     os.close(fd)
     try:
-        torch.save(obj, tmp)
+        with open(tmp, "wb") as fh:
+            torch.save(obj, fh)
+            fh.flush()
+            os.fsync(fh.fileno())  # on disk before it replaces the last good checkpoint
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -484,6 +491,9 @@ class Trainer:
         if self.rank == 0:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             (self.run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        if self.rank == 0:
+            for stale in self.ckpt_path.parent.glob(".tmp-*.pt"):  # left by a run killed while writing
+                stale.unlink(missing_ok=True)
         if self.resume and self.ckpt_path.is_file():
             self._load_checkpoint()
         elif self.resume:
@@ -541,7 +551,14 @@ class Trainer:
 
     def save_checkpoint(self, epoch: int, step: int) -> None:
         if self.rank == 0:
-            _atomic_torch_save(self._state(epoch, step), self.ckpt_path)
+            try:
+                _atomic_torch_save(self._state(epoch, step), self.ckpt_path)
+            except OSError as exc:
+                raise CheckpointWriteError(
+                    exc.errno,
+                    f"could not write the checkpoint {self.ckpt_path} ({exc.strerror or exc}); the last good one is "
+                    "kept: free some space and continue with --resume",
+                ) from exc
 
     def _load_checkpoint(self) -> None:
         state = torch.load(self.ckpt_path, map_location="cpu", weights_only=True)

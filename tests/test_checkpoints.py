@@ -1,0 +1,80 @@
+"""Training survives what happens to long runs: kill -9 at any moment (during checkpoint writes too), a full disk."""
+
+from __future__ import annotations
+
+import errno
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from ferplus_fixtures import make_ferplus
+from ferplus_fixtures import train_config as _cfg
+
+import ran_core.engine.trainer as trainer_mod
+from ran_core.engine.trainer import CheckpointWriteError, Trainer
+
+
+def test_failed_checkpoint_write_keeps_the_last_good_one(ferplus_root, tmp_path, monkeypatch) -> None:
+    out = tmp_path / "run"
+    Trainer(_cfg(ferplus_root, out, epochs=1)).run()
+    ckpt = out / "checkpoints" / "last.pt"
+    good = ckpt.read_bytes()
+
+    def disk_full(obj, fh):
+        fh.write(b"half a checkpoint")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(trainer_mod.torch, "save", disk_full)
+    with pytest.raises(CheckpointWriteError, match="No space left on device.*last good one is kept"):
+        Trainer(_cfg(ferplus_root, out, epochs=2), resume=True).run()
+    monkeypatch.undo()
+    assert ckpt.read_bytes() == good and not list(ckpt.parent.glob(".tmp-*"))
+    state = torch.load(ckpt, weights_only=True)
+    assert state["epoch"] == 1
+    summary = Trainer(_cfg(ferplus_root, out, epochs=2), resume=True).run()  # space freed: it continues
+    assert summary["epochs_done"] == 2
+
+
+def _train_cmd(root: Path, out: Path) -> list[str]:
+    return [
+        sys.executable, "-m", "ran_core.cli", "train", "--dataset", "ferplus", "--data-root", str(root),
+        "--out", str(out), "--epochs", "25", "--batch-size", "8", "--amp", "off", "--cache", "memory",
+        "--eval-batch-size", "16", "--recipe", "modern", "--drop-rate", "0.1", "--seed", "3",
+    ]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_kill_9_five_times_then_resume_equals_an_uninterrupted_run(tmp_path) -> None:
+    root = tmp_path / "ferplus"
+    make_ferplus(root, "train", [i % 8 for i in range(48)], 0)
+    make_ferplus(root, "valid", [i % 8 for i in range(16)], 1000)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    full = tmp_path / "full"
+    t0 = time.perf_counter()
+    subprocess.run(_train_cmd(root, full), env=env, check=True, capture_output=True)
+    run_s = time.perf_counter() - t0
+    cut = tmp_path / "cut"
+    rng = random.Random(0)
+    kills = 0
+    for attempt in range(5):
+        cmd = _train_cmd(root, cut) + (["--resume"] if attempt else [])
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # a random moment within the first fifth of a whole run (each attempt resumes and goes a little further)
+        time.sleep(rng.uniform(0.1, 0.2) * run_s)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait()
+    subprocess.run(_train_cmd(root, cut) + ["--resume"], env=env, check=True, capture_output=True)
+    assert kills == 5  # every attempt was killed before it could finish
+    want = (full / "metrics.csv").read_text().splitlines()
+    got = (cut / "metrics.csv").read_text().splitlines()
+    strip = [lambda rows: [",".join(c for i, c in enumerate(r.split(",")) if i not in (4, 5)) for r in rows]][0]
+    assert strip(got) == strip(want)  # every epoch's losses and accuracies (not its speed) equal
+    assert (cut / "best" / "model.safetensors").read_bytes() == (full / "best" / "model.safetensors").read_bytes()
