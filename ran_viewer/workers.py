@@ -107,7 +107,6 @@ class InferenceWorker(QThread):
         self._image_seq = 0
         self._frame_occluders: tuple[Occluder, ...] = ()
         self.dropped_frames = 0
-        self.processed: list[tuple[str, int]] = []  # (kind, seq or frame index) of the last requests, for tests
         self._fps = RateMeter()
         self._result: Analysis | None = None
         self._last_stats = 0.0
@@ -279,8 +278,6 @@ class InferenceWorker(QThread):
                 dropped=self.dropped_frames,
                 models_loaded=self.analyzer.loaded,
             )
-            self.processed.append((req.kind, req.frame_index if req.kind == "frame" else req.seq))
-            del self.processed[:-1000]
             self._deliver(analysis)
             if req.kind == "frame":
                 self._fps.tick()
@@ -303,9 +300,11 @@ class CameraWorker(QThread):
         sig_error(message): the source could not be opened or stopped delivering frames.
         sig_stats(capture_fps): about twice a second.
         sig_ended(): a finite source (video file) reached its end.
+        sig_paused(bool): the loop stopped reading frames (True) or started again (False) after :meth:`set_paused`.
     """
 
     sig_opened = Signal(str)
+    sig_paused = Signal(bool)
     sig_error = Signal(str)
     sig_stats = Signal(float)
     sig_ended = Signal()
@@ -349,10 +348,14 @@ class CameraWorker(QThread):
             source.open()
             self.sig_opened.emit(source.name)
             meter, last_stats, failures = RateMeter(), time.perf_counter(), 0
+            was_paused = False
             while True:
                 stop, paused = self._flags()
                 if stop:
                     break
+                if paused != was_paused:
+                    was_paused = paused
+                    self.sig_paused.emit(paused)
                 if paused:
                     self.msleep(20)
                     continue

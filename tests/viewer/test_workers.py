@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -69,15 +70,62 @@ def test_unreadable_image_and_model_errors_are_signals(qtbot, make_worker, image
     assert w.isRunning()  # the thread survived both
 
 
-def test_latest_request_wins(qtbot, make_worker) -> None:
-    slow = FakePredictor("ran", delay=0.15)
-    w = make_worker(slow)
+class _Gated(Analyzer):
+    """An analyzer that holds every request until the test lets it go, so what is replaced is decided by the test,
+    not by timing. ``entered`` is released once per request reaching the model; ``seen`` lists what it analysed."""
+
+    def __init__(self) -> None:
+        super().__init__(FakePredictor("ran"))
+        self.entered = threading.Semaphore(0)
+        self.go = threading.Semaphore(0)
+        self.seen: list[int] = []
+        self._in_frame = False
+
+    def _hold(self, tag: int) -> None:
+        self.seen.append(tag)
+        self.entered.release()
+        if not self.go.acquire(timeout=10):
+            raise RuntimeError("the test never let the request go")
+
+    def analyze(self, rgb):
+        if not self._in_frame:  # a frame's analysis may call analyze() itself: hold it once
+            self._hold(int(rgb[0, 0, 0]))
+        return super().analyze(rgb)
+
+    def analyze_frame(self, rgb, index):
+        self._hold(index)
+        self._in_frame = True
+        try:
+            return super().analyze_frame(rgb, index)
+        finally:
+            self._in_frame = False
+
+
+def _tagged(tag: int) -> np.ndarray:
+    img = face_image(seed=tag)
+    img[0, 0] = tag  # which request this is, readable by the analyzer
+    return img
+
+
+def test_latest_request_wins(qtbot) -> None:
+    gated = _Gated()
+    w = InferenceWorker(gated)
     got = collect(w)
-    seqs = [w.submit_image(face_image(seed=i)) for i in range(6)]
-    qtbot.waitUntil(lambda: bool(got) and got[-1].seq == seqs[-1], timeout=5000)
-    results = [a.seq for a in got]
-    qtbot.wait(50)
-    assert len(results) <= 2 and slow.calls <= 2  # the 4 or 5 requests in between were replaced, never run
+    w.start()
+    try:
+        first = w.submit_image(_tagged(1))
+        assert gated.entered.acquire(timeout=5)  # request 1 is in the model
+        seqs = [w.submit_image(_tagged(i)) for i in range(2, 7)]  # 2..5 replace each other while it runs; 6 waits
+        with qtbot.waitSignal(w.sig_busy, timeout=5000, check_params_cb=lambda busy: not busy):
+            gated.go.release()
+            assert gated.entered.acquire(timeout=5)
+            gated.go.release()
+        assert gated.seen == [1, 6]  # 2..5 never ran
+        qtbot.waitUntil(lambda: bool(got) and got[-1].seq == seqs[-1], timeout=5000)
+        assert {a.seq for a in got} <= {first, seqs[-1]}
+    finally:
+        gated.go.release(10)
+        retire(w)
 
 
 def test_occlusion_request_applies_occluders_and_keeps_boxes(qtbot, make_worker) -> None:
@@ -116,40 +164,43 @@ def test_model_loading_is_queued_and_reported(qtbot) -> None:
         retire(w)
 
 
-def test_camera_frames_latest_only_stale_frames_dropped(qtbot, make_worker, fake_camera_video: Path) -> None:
-    """A fast camera, a slow model and a slow GUI: frames that arrive while the model is busy replace each other
-    (counted as dropped) instead of queueing, and results the GUI has not taken yet are replaced too, so what gets
-    analysed and shown is always the newest frame."""
-    slow = FakePredictor("ran", delay=0.04)
-    inference = make_worker(slow)
-    shown: list[int] = []
+def test_camera_frames_latest_only_stale_frames_dropped(qtbot) -> None:
+    """Frames that arrive while the model is busy replace each other (counted as dropped) instead of queueing, and a
+    result the GUI has not taken yet is replaced by a newer one: what is analysed and shown is always the newest."""
+    gated = _Gated()
+    w = InferenceWorker(gated)
+    w.start()
+    try:
+        w.submit_frame(face_image(), 1)
+        assert gated.entered.acquire(timeout=5)  # frame 1 is in the model
+        for i in range(2, 11):  # frames 2..9 replace each other while it runs; frame 10 waits
+            w.submit_frame(face_image(seed=i), i)
+        assert w.dropped_frames == 8
+        with qtbot.waitSignal(w.sig_busy, timeout=5000, check_params_cb=lambda busy: not busy):
+            gated.go.release()  # frame 1 done: its result waits, untaken (a GUI slower than the model)
+            assert gated.entered.acquire(timeout=5)
+            gated.go.release()
+        assert gated.seen == [1, 10]  # the newest frame is never dropped, never older after newer
+        shown = w.take_result()
+        assert shown.frame_index == 10 and shown.dropped == 8 and w.take_result() is None  # frame 1's was replaced
+    finally:
+        gated.go.release(10)
+        retire(w)
 
-    def slow_gui() -> None:
-        result = inference.take_result()
-        if result is not None:
-            shown.append(result.frame_index)
-            time.sleep(0.1)  # a redraw slower than the model
 
-    inference.sig_result_ready.connect(slow_gui)
-    cam = CameraWorker(lambda: VideoFileSource(fake_camera_video, fps=300), inference.submit_frame)
+def test_camera_reads_every_frame_of_a_video_in_order(qtbot, fake_camera_video: Path) -> None:
+    got: list[int] = []
+    seen: list[float] = []
+    cam = CameraWorker(
+        lambda: VideoFileSource(fake_camera_video, fps=300), lambda f, i: (got.append(i), seen.append(f.mean()))
+    )
     stats = []
     cam.sig_stats.connect(stats.append)
     with qtbot.waitSignal(cam.sig_ended, timeout=10000):
         cam.start()
     cam.wait(2000)
-    qtbot.waitUntil(lambda: not inference.pending, timeout=5000)
-    qtbot.wait(150)
-    analysed = [i for kind, i in inference.processed if kind == "frame"]
-    assert cam.frames_read == 60
-    assert analysed == sorted(set(analysed)) and shown == sorted(set(shown))  # never older after newer
-    assert 2 <= len(analysed) < 40 and inference.dropped_frames > 20
-    assert len(analysed) + inference.dropped_frames == 60  # every frame was analysed or dropped, none left queued
-    assert analysed[-1] == 60 and shown[-1] == 60  # the newest frame is never dropped
-    assert len(shown) < len(analysed)  # the slow GUI skipped results instead of queueing them
-    assert stats and max(stats) > 30
-    # Which frame was analysed is visible in the pixels: brightness grows 4 per frame.
-    assert slow.seen[-1] > slow.seen[0]
-    retire(cam)
+    assert cam.frames_read == 60 and got == list(range(1, 61)) and stats
+    assert seen[-1] > seen[0]  # brightness grows 4 per frame: the frames come in file order
 
 
 def test_camera_pause_and_resume(qtbot, fake_camera_video: Path) -> None:
@@ -158,13 +209,15 @@ def test_camera_pause_and_resume(qtbot, fake_camera_video: Path) -> None:
     cam.start()
     try:
         qtbot.waitUntil(lambda: len(got) >= 3, timeout=5000)
-        cam.set_paused(True)
-        qtbot.wait(60)
-        n = len(got)
-        qtbot.wait(100)
-        assert len(got) == n  # paused: no frames
-        cam.set_paused(False)
+        with qtbot.waitSignal(cam.sig_paused, timeout=5000, check_params_cb=lambda paused: paused):
+            cam.set_paused(True)
+        n = len(got)  # the loop said it stopped reading: nothing may arrive from here on
+        qtbot.waitUntil(lambda: cam.isRunning(), timeout=1000)
+        assert len(got) == n and got == list(range(1, n + 1))
+        with qtbot.waitSignal(cam.sig_paused, timeout=5000, check_params_cb=lambda paused: not paused):
+            cam.set_paused(False)
         qtbot.waitUntil(lambda: len(got) > n, timeout=5000)
+        assert got[n] == n + 1  # it continues with the next frame: pausing lost none
     finally:
         retire(cam)
     assert not cam.isRunning()
