@@ -13,7 +13,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QPen
-from PySide6.QtWidgets import QGraphicsRectItem, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGraphicsLineItem, QGraphicsRectItem, QVBoxLayout, QWidget
 
 from ran_core.structures import FaceResult
 from ran_viewer.occlusion import OcclusionEditor
@@ -26,6 +26,8 @@ SELECTED_FACE_COLOR = "#ffffff"
 DISAGREE_COLOR = "#ff5a5a"
 LANDMARK_COLOR = "#00e5ff"
 HALO_COLOR = "#000000"
+# The head-orientation glyph: a line from the nose tip the way the face points.
+POSE_COLOR = "#ff9f43"
 ROLE_TITLES = {"ran": "RAN", "baseline": "Baseline"}
 
 
@@ -117,8 +119,10 @@ class QtImageView(QWidget):
         # and a camera redraws every frame.
         self._rect_pool: list[QGraphicsRectItem] = []
         self._text_pool: list[pg.TextItem] = []
+        self._line_pool: list[QGraphicsLineItem] = []
         self._n_rects = 0
         self._n_texts = 0
+        self._n_lines = 0
         self._labels: list[tuple[pg.TextItem, list[tuple[QPointF, tuple[float, float]]], int]] = []
         self._label_font = QFont()
         self._label_font.setPointSizeF(8.5)
@@ -242,7 +246,7 @@ class QtImageView(QWidget):
         self._layout_labels()
 
     def _clear_overlay(self) -> None:
-        self._n_rects = self._n_texts = 0
+        self._n_rects = self._n_texts = self._n_lines = 0
         self._labels.clear()
         self.region_items.clear()
         self.face_items.clear()
@@ -252,6 +256,35 @@ class QtImageView(QWidget):
             item.setVisible(False)
         for item in self._text_pool[self._n_texts :]:
             item.setVisible(False)
+        for item in self._line_pool[self._n_lines :]:
+            item.setVisible(False)
+
+    def _line(self, p1: tuple[float, float], p2: tuple[float, float], pen: QPen, z: float) -> QGraphicsLineItem:
+        if self._n_lines == len(self._line_pool):
+            item = QGraphicsLineItem()
+            self.vb.addItem(item)
+            self._line_pool.append(item)
+        item = self._line_pool[self._n_lines]
+        self._n_lines += 1
+        item.setLine(p1[0], p1[1], p2[0], p2[1])
+        item.setPen(pen)
+        item.setZValue(z)
+        item.setVisible(True)
+        return item
+
+    def _draw_pose(self, face: FaceResult) -> None:
+        """Head orientation: a line from the nose tip the way the face points (yaw right/left, pitch up/down)."""
+        if face.pose is None or face.landmarks is None:
+            return
+        lm = np.asarray(face.landmarks, dtype=float)
+        nose = lm[2] if len(lm) == 5 else lm[30]
+        x1, y1, x2, y2 = face.box
+        length = 0.45 * max(x2 - x1, y2 - y1)
+        dx = length * math.sin(math.radians(face.pose.yaw))
+        dy = -length * math.sin(math.radians(face.pose.pitch))
+        tip = (nose[0] + dx, nose[1] + dy)
+        self._line((nose[0], nose[1]), tip, _pen(HALO_COLOR, 5.0), 45)
+        self._line((nose[0], nose[1]), tip, _pen(POSE_COLOR, 2.5), 46)
 
     def _rect(self, box: tuple[float, ...], pen: QPen, z: float) -> QGraphicsRectItem:
         if self._n_rects == len(self._rect_pool):
@@ -300,6 +333,7 @@ class QtImageView(QWidget):
                 theirs = "baseline" if self.role == "ran" else "RAN"
                 text = f"#{i + 1} {face.label} ≠ {theirs}: {other.label}"
         label = self._text(text, "#111111" if not disagree else "#ffffff", color, 40)
+        self._draw_pose(face)
         # Above the box; inside its top edge when the box touches the top of the image.
         self._labels.append((label, [(QPointF(x1, y1), (0, 1)), (QPointF(x1, y1), (0, 0))], -1))
 

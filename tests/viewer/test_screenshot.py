@@ -135,3 +135,28 @@ def test_cli_parser_clamps_screenshot_size(argv: list[str]) -> None:
 
     assert build_parser().parse_args(argv).size == (1280, 800)
     assert [p.name for p in sample_images()] == sorted(p.name for p in sample_images())
+
+
+@pytest.mark.parametrize("yaw", [40.0, -40.0])
+def test_head_pose_glyph_points_where_the_face_turns(qtbot, yaw: float) -> None:
+    from ran_core.faces.pose import HeadPose
+    from ran_viewer.qt_image_view import POSE_COLOR
+
+    state = ViewerState()
+    state.set_image(face_image(300, 400))
+    view = QtImageView(state, "ran")
+    qtbot.addWidget(view)
+    view.resize(900, 700)
+    view.show()
+    qtbot.waitExposed(view)
+    face = make_face((100, 40, 300, 270), ALPHAS, image_shape=(300, 400))
+    face.pose = HeadPose(yaw=yaw, pitch=0.0, roll=0.0)
+    state.set_predictions([face], [])
+    qtbot.waitUntil(lambda: view._n_lines == 2, timeout=2000)
+    pixels = _rgb(view.grab().toImage()).astype(int)
+    orange = np.array([int(POSE_COLOR[i : i + 2], 16) for i in (1, 3, 5)])
+    ys, xs = np.nonzero(np.abs(pixels - orange).max(axis=2) <= 12)
+    nose = view.map_to_widget(*face.landmarks[2])
+    assert len(xs) > 20  # the glyph is drawn
+    assert np.sign(np.median(xs) - nose.x()) == np.sign(yaw)  # to the image's right when the face turns to its left
+    assert "head yaw" in view.title.text  # and written in the title for the selected face
