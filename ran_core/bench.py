@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ran_core.devices import resolve_device
 from ran_core.losses import RANCriterion
 
 SAMPLES_DIR = Path(__file__).resolve().parents[1] / "resources" / "samples"
@@ -103,16 +104,6 @@ class BenchPlan:
 
 
 # --- machine and models ---------------------------------------------------------------------------------------------
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` -> CUDA when available, else CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("CUDA was asked for but torch.cuda.is_available() is False")
-    return device
 
 
 def _cpu_model() -> tuple[str, set[str]]:
@@ -608,6 +599,7 @@ def _camera_pass(
     """One pass over the video; returns per-frame seconds per stage and faces per frame (first frame untimed)."""
     import cv2
 
+    from ran_core.faces.detectors import Detection
     from ran_core.faces.draw import draw_faces
 
     cap = cv2.VideoCapture(str(video))
@@ -626,7 +618,7 @@ def _camera_pass(
         t1 = time.perf_counter()
         if i % detect_every == 0:
             faces = predictor(rgb)
-            detections = [_as_detection(f) for f in faces]
+            detections = [Detection.from_any(f) for f in faces]
         else:  # between detections the last boxes are reused, as a live viewer may do
             faces = predictor.predict_faces(rgb, detections)
         t2 = time.perf_counter()
@@ -639,12 +631,6 @@ def _camera_pass(
         faces_per_frame.append(len(overlay))
     cap.release()
     return stages, faces_per_frame
-
-
-def _as_detection(face: Any) -> Any:
-    from ran_core.faces.detectors import Detection
-
-    return Detection(face.box, face.score, face.landmarks)
 
 
 # A face in a webcam frame is rarely under 1/6 of its height; detectors told so skip most of their pyramid.

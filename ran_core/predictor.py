@@ -180,7 +180,7 @@ class Predictor:
     def _predict(self, rgbs: list[np.ndarray], detections: list[list[Detection]]) -> list[list[FaceResult]]:
         cfg = self.config
         t0 = time.perf_counter()
-        detections = [[_as_detection(d) for d in dets] for dets in detections]
+        detections = [[Detection.from_any(d) for d in dets] for dets in detections]
         prepared = [self._prepare(i, rgb, det) for i, (rgb, dets) in enumerate(zip(rgbs, detections)) for det in dets]
         results: list[list[FaceResult]] = [[] for _ in rgbs]
         self.timings = Timings(faces=len(prepared))
@@ -273,13 +273,6 @@ class Predictor:
             region_crops=region_crops if alpha is not None else region_crops[:1],
             pose=estimate_pose(p.detection.landmarks, p.image_size),
         )
-
-
-def _as_detection(det: Any) -> Detection:
-    """Accept any object with ``box`` (and optionally ``score`` and ``landmarks``), e.g. from a custom detector."""
-    if isinstance(det, Detection):
-        return det
-    return Detection(det.box, getattr(det, "score", 1.0), getattr(det, "landmarks", None))
 
 
 def measure_latency(predictor: Predictor, images: Sequence[Any], repeats: int = 5, warmup: int = 1) -> Timings:

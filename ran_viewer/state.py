@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from ran_core.faces.detectors import box_iou as _box_iou
 from ran_core.imageio import IMAGE_EXTENSIONS
 from ran_core.structures import FaceResult
 from ran_viewer.occlusion import FILLS, TOOLS, Occluder, apply_occluders
@@ -525,12 +526,8 @@ def normalized(value: float, levels: tuple[float, float]) -> float:
 
 
 def box_iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    """Intersection over union of two XYXY boxes."""
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
+    """Intersection over union of two XYXY boxes (:func:`ran_core.faces.detectors.box_iou` for one pair)."""
+    return float(_box_iou(a, b)[0, 0])
 
 
 def match_face(face: FaceResult, candidates: list[FaceResult], hint: int | None = None) -> FaceResult | None:

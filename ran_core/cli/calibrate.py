@@ -38,13 +38,17 @@ def add_parser(sub: argparse._SubParsersAction, name: str, help_text: str) -> ar
 
 def run(args: argparse.Namespace) -> int:
     from ran_core.data import open_dataset
+    from ran_core.devices import resolve_device
     from ran_core.engine.calibrate import fit_tau
     from ran_core.engine.evaluate import evaluate
     from ran_core.engine.plots import plot_calibration
-    from ran_core.engine.trainer import resolve_device
     from ran_core.saved_model import ModelLoadError, load_model, save_model
 
-    device = resolve_device(args.device)
+    try:
+        device = resolve_device(args.device)
+    except ValueError as exc:
+        print(f"ran-core calibrate: {exc}", file=sys.stderr)
+        return 2
     try:
         model = load_model(args.checkpoint, device=device)
     except ModelLoadError as exc:

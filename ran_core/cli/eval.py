@@ -84,12 +84,16 @@ def _table(results: list, labels: list[str]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from ran_core.data import load_subset_lists, open_dataset
+    from ran_core.devices import resolve_device
     from ran_core.engine.evaluate import evaluate
     from ran_core.engine.plots import plot_confusion
-    from ran_core.engine.trainer import resolve_device
     from ran_core.saved_model import ModelLoadError, load_model
 
-    device = resolve_device(args.device)
+    try:
+        device = resolve_device(args.device)
+    except ValueError as exc:
+        print(f"ran-core eval: {exc}", file=sys.stderr)
+        return 2
     models = []
     for ref in [args.checkpoint] + ([args.compare] if args.compare else []):
         try:

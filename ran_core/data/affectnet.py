@@ -31,11 +31,6 @@ SPLIT_FILES: dict[str, str] = {"train": "training.csv", "valid": "validation.csv
 IMAGE_DIRS: tuple[str, ...] = ("Manually_Annotated_Images", "Manually_Annotated/Manually_Annotated_Images", ".")
 NUM_LANDMARKS = 68
 _KEY = re.compile(r"[0-9a-f]{32,}", re.IGNORECASE)
-# 68-point iBUG indices: eye centres are the mean of each eye contour; 36-41 is the eye on the image's left in an
-# upright face, as is mouth corner 48.
-_LEFT_EYE = slice(36, 42)
-_RIGHT_EYE = slice(42, 48)
-_NOSE_TIP, _MOUTH_LEFT, _MOUTH_RIGHT = 30, 48, 54
 
 
 def affectnet_key(name: str) -> str:
@@ -49,15 +44,12 @@ def affectnet_key(name: str) -> str:
 
 
 def landmarks_68_to_5(points: np.ndarray) -> np.ndarray:
-    """``(68, 2)`` iBUG landmarks -> ``(5, 2)`` float32 in :data:`ran_core.regions.LANDMARK_NAMES` order.
+    """``(68, 2)`` iBUG landmarks -> ``(5, 2)`` float32 in :data:`ran_core.regions.LANDMARK_NAMES` order (see
+    :func:`ran_core.faces.detectors.five_point_landmarks`, the one definition)."""
+    from ran_core.faces.detectors import five_point_landmarks
 
-    Eye centres are the mean of each eye's six points, the nose is the tip (30), the mouth corners are 48 and 54.
-    """
     pts = np.asarray(points, dtype=np.float64).reshape(NUM_LANDMARKS, 2)
-    five = np.stack(
-        [pts[_LEFT_EYE].mean(0), pts[_RIGHT_EYE].mean(0), pts[_NOSE_TIP], pts[_MOUTH_LEFT], pts[_MOUTH_RIGHT]]
-    )
-    return five.astype(np.float32)
+    return five_point_landmarks(pts).astype(np.float32)
 
 
 def read_affectnet(root: str | Path, split: str, num_classes: int = 8) -> DatasetSplit:

@@ -45,6 +45,7 @@ from ran_core.data.pipeline import (
     cache_faces,
     iterate_batches,
 )
+from ran_core.devices import resolve_device
 from ran_core.engine.evaluate import predict_split
 from ran_core.engine.metrics import SetMetrics, confusion_matrix
 from ran_core.losses import RANCriterion, max_rb_gap
@@ -273,14 +274,6 @@ def _atomic_torch_save(obj: Any, path: Path) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda was asked for, but PyTorch sees no CUDA GPU here")
-    return torch.device(name)
 
 
 def resolve_amp(name: str, device: torch.device) -> torch.dtype | None:

@@ -64,6 +64,14 @@ class Detection:
         """``(5, 2)`` landmarks in LANDMARK_NAMES order (converted from 68 points if needed), or ``None``."""
         return None if self.landmarks is None else five_point_landmarks(self.landmarks)
 
+    @classmethod
+    def from_any(cls, det: Any) -> Detection:
+        """Any object with ``box`` (and optionally ``score`` and ``landmarks``), e.g. a FaceResult or another
+        detector's result, as a Detection (returned as it is when it already is one)."""
+        if isinstance(det, Detection):
+            return det
+        return cls(det.box, getattr(det, "score", 1.0), getattr(det, "landmarks", None))
+
     def scaled(self, factor: float) -> Detection:
         """The same detection with every coordinate multiplied by ``factor``."""
         lm = None if self.landmarks is None else self.landmarks * factor
@@ -166,8 +174,8 @@ class DownscalingDetector:
         found = [_shift(_rescale(d, sx, sy), cx1, cy1) for d in self._detect_at(crop, f)]
         if not found:
             return det
-        best = max(found, key=lambda d: _iou(d.box, det.box))
-        return best if _iou(best.box, det.box) > 0.3 else det
+        best = max(found, key=lambda d: box_iou(d.box, det.box)[0, 0])
+        return best if box_iou(best.box, det.box)[0, 0] > 0.3 else det
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(max_side={self.max_side}, min_score={self.min_score})"
@@ -189,12 +197,17 @@ def _side(box: tuple[float, float, float, float]) -> float:
     return max(box[2] - box[0], box[3] - box[1])
 
 
-def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = iw * ih
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``(N, 4)`` x ``(M, 4)`` XYXY boxes -> ``(N, M)`` intersection over union."""
+    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.clip(rb - lt, 0, None).prod(-1)
+    area_a = (a[:, 2:] - a[:, :2]).prod(-1)
+    area_b = (b[:, 2:] - b[:, :2]).prod(-1)
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
 @dataclass
