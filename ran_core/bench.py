@@ -392,6 +392,44 @@ def bench_inference(
     return {"model": model.config.name, "rows": rows, "best": best}
 
 
+def bench_onnx(
+    model: nn.Module, batch_sizes: Iterable[int] = (1, 8, 32), plan: BenchPlan | None = None
+) -> dict[str, Any]:
+    """PyTorch (fp32, CPU) against ONNX Runtime on the same exported graph: faces/s per batch size and the largest
+    difference of the logits. Skipped (with the reason) when onnx / onnxruntime is not installed."""
+    import tempfile
+
+    from ran_core.export import OnnxModel, OnnxUnavailable, export_onnx
+
+    plan = plan or BenchPlan.full()
+    cpu = torch.device("cpu")
+    model = copy.deepcopy(model).to(cpu).eval()
+    try:
+        with tempfile.TemporaryDirectory(prefix="ran_core_bench_") as tmp:
+            onnx_model = OnnxModel(export_onnx(model, Path(tmp) / "model.onnx"), threads=torch.get_num_threads())
+            rows = []
+            for batch in batch_sizes:
+                x = _inputs(model, batch, cpu)
+                with torch.inference_mode():
+                    ref = model(x).logits
+                    t_torch = time_fn(lambda x=x: model(x), cpu, plan.min_time, plan.min_iters, plan.warmup)
+                diff = float((onnx_model(x).logits - ref).abs().max())
+                t_onnx = time_fn(lambda x=x: onnx_model(x), cpu, plan.min_time, plan.min_iters, plan.warmup)
+                rows.append(
+                    {
+                        "batch": batch,
+                        "torch_faces_per_s": batch / t_torch,
+                        "onnx_faces_per_s": batch / t_onnx,
+                        "onnx_vs_torch_speedup": t_torch / t_onnx,
+                        "max_logit_diff": diff,
+                    }
+                )
+    except OnnxUnavailable as exc:
+        return _skipped(str(exc))
+    first = rows[0] if rows else {}
+    return {"model": model.config.name, "rows": rows, "onnx_vs_torch_speedup": first.get("onnx_vs_torch_speedup")}
+
+
 def bench_threads(
     model: nn.Module,
     batch_sizes: Iterable[int] = (1, 8),
@@ -827,6 +865,10 @@ def run_bench(
         }
     if "inference" in sections and dev.type == "cpu":
         result["threads"] = bench_threads(ran, (1, 8), None, plan)
+        result["onnx"] = {
+            key: bench_onnx(m, plan.inference_batches, plan) for key, m in (("ran", ran), ("baseline", base))
+        }
+        result["onnx_vs_torch_speedup"] = result["onnx"]["ran"].get("onnx_vs_torch_speedup")
     if "training" in sections:
         result["training"] = {
             key: bench_training(m, dev, plan.train_batch, train_variants, plan, progress)
@@ -933,6 +975,26 @@ def format_report(result: dict[str, Any]) -> str:
                 rows,
             )  # fmt: skip
         )
+    if result.get("onnx"):
+        lines += ["", "== (b2) PyTorch fp32 vs ONNX Runtime on the exported graph (CPU, faces/s)"]
+        rows = []
+        for key, res in result["onnx"].items():
+            if res.get("skipped"):
+                lines.append(f"{key}: skipped ({res['reason']})")
+                continue
+            for r in res["rows"]:
+                rows.append(
+                    [
+                        res["model"],
+                        r["batch"],
+                        r["torch_faces_per_s"],
+                        r["onnx_faces_per_s"],
+                        f"{r['onnx_vs_torch_speedup']:.2f}x",
+                        f"{r['max_logit_diff']:.1e}",
+                    ]
+                )
+        if rows:
+            lines.append(_table(["model", "batch", "torch f/s", "onnxruntime f/s", "speedup", "max |dlogit|"], rows))
     for key in ("ran", "baseline"):
         inf = result.get("inference", {}).get(key)
         if not inf:

@@ -148,3 +148,16 @@ def test_cli_writes_json(tmp_path: Path, monkeypatch, capsys) -> None:
     printed = capsys.readouterr().out
     assert "(b) inference" in printed and str(out) in printed
     assert main(["bench", "--model", "no-such-model", "--sections", "inference", "--no-progress"]) == 2
+
+
+def test_onnx_rows_compare_torch_and_onnxruntime() -> None:
+    pytest.importorskip("onnxruntime")
+    torch.manual_seed(0)
+    model = create_model("ran_compact").eval()
+    res = bench.bench_onnx(model, (1, 4), _tiny_plan())
+    assert [r["batch"] for r in res["rows"]] == [1, 4]
+    for r in res["rows"]:
+        assert r["torch_faces_per_s"] > 0 and r["onnx_faces_per_s"] > 0 and r["max_logit_diff"] <= 1e-4
+    assert res["onnx_vs_torch_speedup"] == res["rows"][0]["onnx_vs_torch_speedup"]
+    report = bench.format_report({"machine": bench.machine_info(torch.device("cpu")), "onnx": {"ran": res}})
+    assert "ONNX Runtime" in report and "onnxruntime f/s" in report
