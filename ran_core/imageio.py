@@ -66,6 +66,8 @@ def read_image(source: Any) -> np.ndarray:
     if isinstance(source, Image.Image):
         return pil_to_rgb(source)
     if isinstance(source, (bytes, bytearray)):
+        if not source:
+            raise ImageReadError("<bytes>: empty (0 bytes)")
         name, stream = "<bytes>", io.BytesIO(source)
     else:
         path = Path(source)

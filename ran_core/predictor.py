@@ -28,7 +28,7 @@ from ran_core.config import ModelConfig
 from ran_core.faces.alignment import AlignedFace, align_face
 from ran_core.faces.detectors import DEFAULT_MAX_SIDE, Detection, FaceDetector, create_detector
 from ran_core.faces.pose import estimate_pose
-from ran_core.imageio import read_image, to_gray
+from ran_core.imageio import ImageReadError, read_image, to_gray
 from ran_core.models.inference import infer
 from ran_core.regions import crop_regions, normalize_crops, region_boxes
 from ran_core.saved_model import load_model
@@ -68,6 +68,21 @@ class _PreparedFace:
 
 
 FACE_MODES: tuple[str, ...] = ("detect", "whole")
+
+
+@dataclass
+class InputError:
+    """In place of an image's faces in ``predict_batch(..., errors="report")``: why that input gave none.
+
+    Attributes:
+        index: position of the input in the batch.
+        message: what was wrong with it, in plain words.
+    """
+
+    index: int
+    message: str
+
+
 BACKENDS: tuple[str, ...] = ("torch", "onnx")
 
 
@@ -158,9 +173,41 @@ class Predictor:
         points = detect_landmarks(rgb, self.detector) if min(h, w) >= 8 else None
         return Detection((0.0, 0.0, float(w), float(h)), 1.0, points)
 
-    def predict_batch(self, images: Sequence[Any]) -> list[list[FaceResult]]:
-        """Faces of several images, all of them classified in one forward pass. One list per image."""
-        rgbs = [read_image(im) for im in images]
+    def predict_batch(self, images: Sequence[Any], errors: str = "raise") -> list[Any]:
+        """Faces of several images, all of them classified in one forward pass. One list per image.
+
+        Args:
+            images: paths, bytes, PIL images or arrays.
+            errors: ``raise``: the first unreadable image raises :class:`~ran_core.imageio.ImageReadError`;
+                ``report``: an image that cannot be read or analysed gets an :class:`InputError` in its place and
+                the others are still classified.
+        """
+        if errors not in ("raise", "report"):
+            raise ValueError(f"errors must be raise or report, got {errors!r}")
+        if errors == "raise":
+            rgbs = [read_image(im) for im in images]
+            return self._detect_and_predict(rgbs)
+        out: list[Any] = [None] * len(images)
+        good: list[tuple[int, np.ndarray]] = []
+        for i, im in enumerate(images):
+            try:
+                good.append((i, read_image(im)))
+            except ImageReadError as exc:
+                out[i] = InputError(i, str(exc))
+        try:
+            results = self._detect_and_predict([rgb for _, rgb in good])
+        except Exception:  # one bad image must not cost the others: retry them one by one
+            results = []
+            for i, rgb in good:
+                try:
+                    results.append(self._detect_and_predict([rgb])[0])
+                except Exception as exc:  # noqa: BLE001 - reported as that input's error
+                    results.append(InputError(i, f"could not be analysed ({type(exc).__name__}: {exc})"))
+        for (i, _), res in zip(good, results):
+            out[i] = res
+        return out
+
+    def _detect_and_predict(self, rgbs: list[np.ndarray]) -> list[list[FaceResult]]:
         t0 = time.perf_counter()
         if self.faces == "whole":
             detections = [[self._whole_face(rgb)] for rgb in rgbs]

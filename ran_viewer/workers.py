@@ -289,7 +289,10 @@ class InferenceWorker(QThread):
             self.sig_error.emit(req.seq, str(exc))
         except Exception as exc:  # noqa: BLE001 - a model error must not kill the thread
             detail = traceback.format_exception_only(type(exc), exc)[-1].strip()
-            self.sig_error.emit(req.seq, f"Analysis failed: {detail}")
+            what = "this camera frame" if req.kind == "frame" else (req.name or "this image")
+            self.sig_error.emit(
+                req.seq, f"Could not analyse {what}: {detail}. The viewer keeps running; other images are not affected."
+            )
 
 
 class CameraWorker(QThread):

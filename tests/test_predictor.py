@@ -217,3 +217,30 @@ def test_haar_detector_by_name(model_dir) -> None:
     assert f.landmarks is None and f.region_scheme == "fixed"
     gray = cv2.cvtColor(cv2.imread(str(HOPPER)), cv2.COLOR_BGR2GRAY)
     assert len(p(gray)) == 1  # (H, W) arrays are grayscale images
+
+
+def test_batch_api_reports_each_bad_input_and_keeps_the_others(predictor, tmp_path, monkeypatch) -> None:
+    from ran_core.predictor import InputError
+
+    broken = tmp_path / "broken.png"
+    broken.write_text("not an image")
+    good = predictor.predict_batch([HOPPER], errors="report")
+    out = predictor.predict_batch([HOPPER, broken, b""], errors="report")
+    assert len(out[0]) == 1 and np.allclose(out[0][0].probabilities, good[0][0].probabilities)
+    assert isinstance(out[1], InputError) and out[1].index == 1 and "not an image" in out[1].message
+    assert isinstance(out[2], InputError) and "empty" in out[2].message
+    with pytest.raises(ImageReadError):
+        predictor.predict_batch([HOPPER, broken])
+    # an analysis failure on one image: the batch is retried one by one and only that image has the error
+    real = predictor.detector.detect
+
+    def flaky(rgb):
+        if rgb.shape[0] == 77:
+            raise RuntimeError("simulated detector failure")
+        return real(rgb)
+
+    monkeypatch.setattr(predictor.detector, "detect", flaky)
+    out = predictor.predict_batch([HOPPER, np.zeros((77, 77, 3), np.uint8)], errors="report")
+    assert len(out[0]) == 1 and isinstance(out[1], InputError) and "simulated detector failure" in out[1].message
+    with pytest.raises(ValueError, match="errors"):
+        predictor.predict_batch([HOPPER], errors="ignore")

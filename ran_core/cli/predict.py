@@ -250,6 +250,7 @@ def _run_video(predictor, path: Path, args: argparse.Namespace, many: bool) -> d
     csv_path.parent.mkdir(parents=True, exist_ok=True)
     tracker = IoUTracker()
     smoother = ExpressionSmoother(args.smooth) if args.smooth > 0 else None
+    failed_frames: list[str] = []
     series: dict[int, dict[str, list]] = {}
     writer: cv2.VideoWriter | None = None
     csv_writer: csv.DictWriter | None = None
@@ -264,7 +265,14 @@ def _run_video(predictor, path: Path, args: argparse.Namespace, many: bool) -> d
                 if frame_idx % args.every == 0:
                     time_s = frame_idx / fps if fps else cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
                     rgb = np.ascontiguousarray(bgr[..., ::-1])
-                    faces = predictor(rgb)
+                    try:
+                        faces = predictor(rgb)
+                    except Exception as exc:  # one bad frame must not cost the rest of the video
+                        logger.debug("frame %d of %s failed", frame_idx, path, exc_info=True)
+                        failed_frames.append(f"frame {frame_idx}: {type(exc).__name__}: {exc}")
+                        frame_idx += 1
+                        bar.update(1)
+                        continue
                     for face, tid in zip(faces, tracker.update([f.box for f in faces])):
                         face.track_id = tid
                     faces.sort(key=lambda f: f.track_id)
@@ -316,6 +324,13 @@ def _run_video(predictor, path: Path, args: argparse.Namespace, many: bool) -> d
     }
     if video_out is not None:
         entry["video_out"] = str(video_out)
+    if failed_frames:
+        entry["failed_frames"] = {"count": len(failed_frames), "first": failed_frames[:5]}
+        print(
+            f"warning: {shown(path)}: {len(failed_frames)} frame(s) could not be analysed and were skipped: "
+            f"{failed_frames[0]}",
+            file=sys.stderr,
+        )
     if args.plot is not None:
         entry["plot"] = str(_plot_timeline(predictor, series, args, path, many))
     return entry

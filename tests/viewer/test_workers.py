@@ -66,7 +66,7 @@ def test_unreadable_image_and_model_errors_are_signals(qtbot, make_worker, image
     assert blocker.args[0] == seq and "broken.jpg" in blocker.args[1]
     with qtbot.waitSignal(w.sig_error, timeout=5000) as blocker:
         w.submit_image(face_image())
-    assert "Analysis failed" in blocker.args[1] and "boom" in blocker.args[1]
+    assert "Could not analyse" in blocker.args[1] and "boom" in blocker.args[1]
     assert w.isRunning()  # the thread survived both
 
 
