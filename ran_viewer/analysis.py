@@ -158,6 +158,12 @@ class Analyzer:
         info.detector = str(getattr(det, "name", "") or "")
         return cls(ran_pred, base_pred), info
 
+    def set_face_mode(self, mode: str) -> None:
+        """``detect`` faces in still images, or read each image as one ``whole`` already-cropped face."""
+        for pred in (self.ran, self.baseline):
+            if pred is not None and hasattr(pred, "faces"):
+                pred.faces = mode
+
     def analyze(self, rgb: np.ndarray) -> tuple[list[FaceResult], list[FaceResult]]:
         """Detect faces and read them with both models."""
         if self.ran is not None:

@@ -63,6 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--camera", metavar="N", help="start live analysis from camera N (or a video file)")
     p.add_argument("--detector", default="auto", help="face detector: auto, fan, mtcnn or haar")
+    p.add_argument(
+        "--faces",
+        choices=("detect", "whole"),
+        default="detect",
+        help="detect faces in each image, or read each image as one already-cropped face (datasets, other crops)",
+    )
     p.add_argument("--screenshot", metavar="PNG", help="analyse the first input, save the window as PNG and exit")
     p.add_argument("--size", type=_size, default=(1600, 1000), help="window size for --screenshot (WxH, min 1280x800)")
     p.add_argument("--weights", choices=WEIGHT_MODES, default="alpha*beta", help="weight that colours region boxes")
@@ -103,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     state = window.state
     state.weight_mode = args.weights
     state.show_landmarks = args.landmarks
+    if args.faces == "whole":
+        window.set_whole_faces(True)
     state.compare = not args.no_compare and baseline is not None
 
     inputs = list(args.inputs)

@@ -265,6 +265,12 @@ class QtMainWindow(QMainWindow):
         self.act_load_base = self._action("Load &baseline model…", lambda: self.load_model_dialog("baseline"))
         self.act_compare = self._action("Side by side with &baseline", self._on_compare_toggled, "B", checkable=True)
         self.act_landmarks = self._action("Show &landmarks", self._on_landmarks_toggled, "L", checkable=True)
+        self.act_whole_faces = self._action(
+            "Images are &cropped faces",
+            self._on_whole_faces_toggled,
+            checkable=True,
+            tip="Read each still image as one face (datasets, crops from other tools) instead of searching for faces",
+        )
         self.act_fit = self._action("&Fit image", self.fit_view, "F", sp.SP_TitleBarMaxButton)
         self.act_zoom_faces = self._action("&Zoom to faces", self.zoom_to_faces, "Z")
         self.act_cycle_weight = self._action("Next &weight (α, β, α·β)", self.cycle_weight_mode, "W")
@@ -327,6 +333,8 @@ class QtMainWindow(QMainWindow):
         m = mb.addMenu("&Models")
         m.addAction(self.act_load_ran)
         m.addAction(self.act_load_base)
+        m.addSeparator()
+        m.addAction(self.act_whole_faces)
         m = mb.addMenu("&Camera")
         for a in (
             self.act_camera,
@@ -549,6 +557,21 @@ class QtMainWindow(QMainWindow):
                 self._load_current()
             else:
                 self._image_seq = self.worker.submit_image(self.state.image, self.state.image_name)
+
+    def set_whole_faces(self, whole: bool) -> None:
+        """Read still images as single cropped faces (True) or detect faces in them (False); re-reads the image."""
+        self.act_whole_faces.setChecked(whole)
+        self.worker.set_face_mode("whole" if whole else "detect")
+        if self.state.image is not None and not self.state.camera.running:
+            if self.state.image_path:
+                self._load_current()
+            else:
+                self._image_seq = self.worker.submit_image(self.state.image, self.state.image_name)
+
+    def _on_whole_faces_toggled(self, checked: bool) -> None:
+        self.set_whole_faces(bool(checked))
+        what = "each image is read as one cropped face" if checked else "faces are detected in each image"
+        self.state.notify(f"Still images: {what}.")
 
     def _on_image_loaded(self, seq: int, rgb: np.ndarray, name: str, path: str) -> None:
         if seq != self._image_seq:

@@ -106,6 +106,7 @@ class InferenceWorker(QThread):
         self._seq = 0
         self._image_seq = 0
         self._frame_occluders: tuple[Occluder, ...] = ()
+        self._face_mode = "detect"
         self.dropped_frames = 0
         self._fps = RateMeter()
         self._result: Analysis | None = None
@@ -123,6 +124,13 @@ class InferenceWorker(QThread):
         """Load new models in the background (queued, never dropped)."""
         with QMutexLocker(self._mutex):
             self._control.append(("load", (ran, baseline, detector, device)))
+            self._cond.wakeAll()
+
+    def set_face_mode(self, mode: str) -> None:
+        """Still images: ``detect`` faces, or each image is one ``whole`` cropped face (applied between requests)."""
+        with QMutexLocker(self._mutex):
+            self._face_mode = mode
+            self._control.append(("face_mode", mode))
             self._cond.wakeAll()
 
     def set_analyzer(self, analyzer: Analyzer) -> None:
@@ -238,11 +246,17 @@ class InferenceWorker(QThread):
         if what == "reset_tracking":
             self.analyzer.reset_tracking()
             return
+        if what == "face_mode":
+            self.analyzer.set_face_mode(payload)
+            return
         try:
             analyzer, info = self._loader(*payload)
         except Exception as exc:  # noqa: BLE001 - reported, never raised into Qt
             analyzer, info = Analyzer(), ModelsInfo(errors=[f"Models could not be loaded: {_describe(exc)}"])
         analyzer.detect_every = self.analyzer.detect_every
+        with QMutexLocker(self._mutex):
+            mode = self._face_mode
+        analyzer.set_face_mode(mode)
         self.analyzer = analyzer
         self.sig_models_loaded.emit(info)
 

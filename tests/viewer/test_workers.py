@@ -332,3 +332,23 @@ def test_reset_frame_stats_never_resets_tracking_beside_a_running_frame(qtbot, m
     finally:
         analyzer.release.set()
         retire(w)
+
+
+def test_whole_face_mode_reads_a_crop_the_detector_cannot_find(qtbot, tiny_models) -> None:
+    analyzer, info = Analyzer.load(str(tiny_models["ran"]), str(tiny_models["baseline"]), detector="haar")
+    assert not info.errors
+    w = InferenceWorker(analyzer)
+    got = collect(w)
+    w.start()
+    try:
+        crop = np.full((48, 48, 3), 128, np.uint8)  # a flat "face crop": no detector finds a face in it
+        w.submit_image(crop, "crop")
+        qtbot.waitUntil(lambda: len(got) == 1, timeout=10000)
+        assert got[0].ran_faces == []
+        w.set_face_mode("whole")
+        w.submit_image(crop, "crop")
+        qtbot.waitUntil(lambda: len(got) == 2, timeout=10000)
+        assert len(got[1].ran_faces) == 1 and len(got[1].baseline_faces) == 1
+        assert got[1].ran_faces[0].box == (0.0, 0.0, 48.0, 48.0)
+    finally:
+        retire(w)
