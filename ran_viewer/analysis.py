@@ -161,7 +161,7 @@ class Analyzer:
     def set_face_mode(self, mode: str) -> None:
         """``detect`` faces in still images, or read each image as one ``whole`` already-cropped face."""
         for pred in (self.ran, self.baseline):
-            if pred is not None and hasattr(pred, "faces"):
+            if getattr(pred, "faces", None) in ("detect", "whole"):  # a ran_core Predictor (stand-ins may differ)
                 pred.faces = mode
 
     def analyze(self, rgb: np.ndarray) -> tuple[list[FaceResult], list[FaceResult]]:
