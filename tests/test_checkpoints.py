@@ -78,3 +78,27 @@ def test_kill_9_five_times_then_resume_equals_an_uninterrupted_run(tmp_path) -> 
     strip = [lambda rows: [",".join(c for i, c in enumerate(r.split(",")) if i not in (4, 5)) for r in rows]][0]
     assert strip(got) == strip(want)  # every epoch's losses and accuracies (not its speed) equal
     assert (cut / "best" / "model.safetensors").read_bytes() == (full / "best" / "model.safetensors").read_bytes()
+
+
+def test_an_image_that_disappears_mid_epoch_is_skipped(ferplus_root, tmp_path, caplog) -> None:
+    class Vanishing(Trainer):
+        def _train_epoch(self, epoch: int) -> None:
+            if epoch == 1:
+                (ferplus_root / "FER2013Train" / "fer0000005.png").unlink()  # gone while the run goes on
+            super()._train_epoch(epoch)
+
+    summary = Vanishing(_cfg(ferplus_root, tmp_path / "run", epochs=2, cache="none", workers=0)).run()
+    assert summary["epochs_done"] == 2
+    assert "fer0000005.png" in caplog.text and "skipping unreadable" in caplog.text
+
+
+def test_an_empty_split_is_a_clear_error_not_a_crash(tmp_path, capsys) -> None:
+    from ran_core.cli import main
+
+    root = tmp_path / "ferplus"
+    make_ferplus(root, "train", [0, 1, 2, 3], 0)
+    (root / "FER2013Valid").mkdir()
+    (root / "FER2013Valid" / "label.csv").write_text("")
+    argv = ["train", "--dataset", "ferplus", "--data-root", str(root), "--out", str(tmp_path / "r"), "--epochs", "1"]
+    assert main(argv) == 2
+    assert "not enough data" in capsys.readouterr().err
