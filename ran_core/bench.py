@@ -34,10 +34,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from ran_core._paths import bundled_dir
 from ran_core.devices import resolve_device
 from ran_core.losses import RANCriterion
 
-SAMPLES_DIR = Path(__file__).resolve().parents[1] / "resources" / "samples"
+SAMPLES_DIR = bundled_dir() / "samples"
 # Which sample photo the camera video is made from: a frontal, well-lit face that every detector finds.
 CAMERA_SAMPLE = "grace_hopper.jpg"
 # Outputs of the region strategies must agree this closely (probabilities and attention weights are in [0, 1]).

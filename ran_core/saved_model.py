@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +35,10 @@ class ModelLoadError(ValueError):
 
 
 def bundled_models_dir() -> Path:
-    """Folder of the models shipped in ``resources/models`` (works from a source tree and from a wheel)."""
-    return Path(str(resources.files("resources"))) / "models"
+    """Folder of the bundled models (``resources/models`` in a source tree, ``ran_core/bundled/models`` installed)."""
+    from ran_core._paths import bundled_dir
+
+    return bundled_dir() / "models"
 
 
 def list_bundled_models() -> list[str]:

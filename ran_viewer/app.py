@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from importlib import resources
 from pathlib import Path
 
 from ran_viewer._env import prepare_qt_environment, qt_platform_problem
@@ -27,11 +26,10 @@ MIN_SCREENSHOT_SIZE = (1280, 800)
 
 
 def sample_images() -> list[Path]:
-    """The photos shipped in ``resources/samples`` (empty when none are installed)."""
-    try:
-        folder = Path(str(resources.files("resources") / "samples"))
-    except (ModuleNotFoundError, TypeError):
-        return []
+    """The bundled sample photos (empty when none are installed)."""
+    from ran_core._paths import bundled_dir
+
+    folder = bundled_dir() / "samples"
     if not folder.is_dir():
         return []
     from ran_core.imageio import IMAGE_EXTENSIONS
@@ -85,6 +83,16 @@ def main(argv: list[str] | None = None) -> int:
     """Run the viewer; returns the process exit code."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s: %(message)s")
+    import importlib.util
+
+    missing = [m for m in ("PySide6", "pyqtgraph") if importlib.util.find_spec(m) is None]
+    if missing:
+        print(
+            f"ran-viewer: the desktop app needs {' and '.join(missing)}, which this installation leaves out (the "
+            "library and ran-core work without them). Install them with: pip install 'ran-fer[viewer]'",
+            file=sys.stderr,
+        )
+        return 1
 
     problem = qt_platform_problem()
     if problem is not None:
