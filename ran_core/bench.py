@@ -750,6 +750,10 @@ def bench_camera(
         from ran_core.predictor import Predictor
     except ImportError as exc:
         return _skipped(f"the predictor is not available ({exc})")
+    if detector == "auto":  # as the viewer's camera does: the fastest detector that keeps recall
+        from ran_core.faces.detectors import resolve_camera_auto
+
+        detector = resolve_camera_auto()
     try:
         predictor = Predictor(copy.deepcopy(model), detector=detector, device=device)
     except Exception as exc:  # DetectorUnavailable and friends: say why rather than fail the whole bench

@@ -111,6 +111,9 @@ class StreamPredictor:
             six 48 px crops, too little work to share between threads, and on a CPU shared with other work OpenMP
             threads waiting for each other made the model 5-200x slower (measured on 2 cores).
         tune: time the model layouts on first use and keep the fastest.
+        detector: the detector for the frames (a name or a detector; ``None``: the predictor's). ``"camera"`` picks
+            the fastest one that keeps recall (:func:`ran_core.faces.detectors.resolve_camera_auto`: BlazeFace when
+            installed).
     """
 
     def __init__(
@@ -123,6 +126,7 @@ class StreamPredictor:
         max_missed: int = 1,
         num_threads: int | None = 1,
         tune: bool = True,
+        detector: Any = None,
     ) -> None:
         if detect_every < 1:
             raise ValueError(f"detect_every must be at least 1, got {detect_every}")
@@ -131,6 +135,17 @@ class StreamPredictor:
         if not 0.0 <= min_quality <= 1.0:
             raise ValueError(f"min_quality must be in [0, 1], got {min_quality}")
         self.predictor = predictor
+        if detector == "camera":
+            from ran_core.faces.detectors import create_detector, resolve_camera_auto
+
+            name = resolve_camera_auto()
+            same = name == getattr(predictor.detector, "name", None)
+            detector = None if same else create_detector(name, max_side=None)  # frames come downscaled already
+        elif isinstance(detector, str):
+            from ran_core.faces.detectors import create_detector
+
+            detector = create_detector(detector)
+        self.detector = detector if detector is not None else predictor.detector
         self.detect_every = detect_every
         self.detect_max_side = detect_max_side
         self.track = track
@@ -203,7 +218,7 @@ class StreamPredictor:
 
     def _detect(self, frame: np.ndarray) -> None:
         small, (sx, sy) = _downscaled(frame, self.detect_max_side)
-        found = [_rescaled(d, sx, sy) for d in self.predictor.detector.detect(small)]
+        found = [_rescaled(d, sx, sy) for d in self.detector.detect(small)]
         self.detections += 1
         # Match against where the faces are now (tracked), not where they were at the last detection.
         by_id = {t.id: t for t in self._tracks}

@@ -112,6 +112,8 @@ class Analyzer:
         self.ran = ran
         self.baseline = baseline
         self.detect_every = max(1, int(detect_every))
+        # The camera's detector: None uses the predictors'; "camera" the fastest that keeps recall (BlazeFace).
+        self.camera_detector: str | None = None
         self._last_frame_faces: list[FaceResult] = []
         self._stream: Any = None
         try:
@@ -156,7 +158,10 @@ class Analyzer:
         lead = ran_pred or base_pred
         det = getattr(lead, "detector", None)
         info.detector = str(getattr(det, "name", "") or "")
-        return cls(ran_pred, base_pred), info
+        analyzer = cls(ran_pred, base_pred)
+        if detector == "auto":  # the user left the choice to us: live frames get the fast detector
+            analyzer.camera_detector = "camera"
+        return analyzer, info
 
     def set_face_mode(self, mode: str) -> None:
         """``detect`` faces in still images, or read each image as one ``whole`` already-cropped face."""
@@ -220,7 +225,10 @@ class Analyzer:
         except ImportError:  # pragma: no cover - both ship with ran_core
             return None
         if isinstance(lead, Predictor):
-            self._stream = StreamPredictor(lead, detect_every=self.detect_every)
+            try:
+                self._stream = StreamPredictor(lead, detect_every=self.detect_every, detector=self.camera_detector)
+            except Exception:  # noqa: BLE001 - the camera detector could not start: use the stills' detector
+                self._stream = StreamPredictor(lead, detect_every=self.detect_every)
         return self._stream
 
     def reset_tracking(self) -> None:
