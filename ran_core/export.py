@@ -88,12 +88,35 @@ def export_onnx(model: nn.Module, path: str | Path, opset: int = OPSET) -> Path:
             dynamic_shapes={"crops": {0: batch}},
             opset_version=opset,
             dynamo=True,
+            external_data=False,  # one self-contained file (the models are a few MB)
             verbose=False,
         )
     finally:
         model.train(was_training)
     config_path_for(path).write_text(json.dumps(config.to_dict(), indent=2) + "\n")
     return path
+
+
+def quantize_int8(onnx_path: str | Path, out: str | Path | None = None) -> Path:
+    """Dynamic int8 quantisation of an exported model with ONNX Runtime (weights int8, activations quantised on the
+    fly): ``OUT.onnx`` -> ``OUT.int8.onnx`` (+ its config). Measure its accuracy before using it (``ran-core eval
+    --checkpoint OUT.int8.onnx``): small CNNs can lose more than large ones."""
+    try:
+        from onnxruntime.quantization import QuantType, quant_pre_process, quantize_dynamic
+    except ImportError:
+        raise OnnxUnavailable(f"int8 quantisation needs onnxruntime: {ONNX_HINT}") from None
+    src = Path(onnx_path)
+    out = Path(out) if out is not None else src.with_suffix(".int8.onnx")
+    prepared = out.with_suffix(".pre.onnx")
+    try:
+        quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
+        quantize_dynamic(str(prepared), str(out), weight_type=QuantType.QInt8)
+    finally:
+        prepared.unlink(missing_ok=True)
+    cfg = json.loads(config_path_for(src).read_text())
+    cfg.setdefault("provenance", {})["onnx_int8"] = f"dynamic int8 quantisation of {src.name}"
+    config_path_for(out).write_text(json.dumps(cfg, indent=2) + "\n")
+    return out
 
 
 class OnnxModel:

@@ -93,3 +93,20 @@ def test_predictor_onnx_backend_gives_the_torch_answers(tmp_path, monkeypatch) -
     out = tmp_path / "r.json"
     rc = main(["predict", str(hopper), "--model", str(tmp_path / "m"), "--backend", "onnx", "--json", str(out)])
     assert rc == 0 and len(json.loads(out.read_text())["inputs"][0]["faces"]) == 1
+
+
+def test_int8_export_and_eval_of_onnx_models(ferplus_root, tmp_path) -> None:
+    torch.manual_seed(0)
+    save_model(create_model("ran_compact"), tmp_path / "m")
+    out = tmp_path / "ran.onnx"
+    assert main(["export", str(tmp_path / "m"), "--onnx", str(out), "--int8"]) == 0
+    q = tmp_path / "ran.int8.onnx"
+    assert q.is_file() and config_path_for(q).is_file() and q.stat().st_size < out.stat().st_size
+    accs = {}
+    for name, ref in (("torch", tmp_path / "m"), ("onnx", out), ("int8", q)):
+        argv = ["eval", "--checkpoint", str(ref), "--dataset", "ferplus", "--data-root", str(ferplus_root)]
+        argv += ["--split", "valid", "--out", str(tmp_path / name), "--workers", "0"]
+        assert main(argv) == 0, name
+        accs[name] = json.loads((tmp_path / name / "metrics.json").read_text())["overall"]
+    assert accs["onnx"] == accs["torch"]  # the same graph: the same answers
+    assert accs["int8"]["n"] == accs["torch"]["n"]

@@ -97,8 +97,13 @@ def run(args: argparse.Namespace) -> int:
     models = []
     for ref in [args.checkpoint] + ([args.compare] if args.compare else []):
         try:
-            models.append((ref, load_model(ref, device=device)))
-        except ModelLoadError as exc:
+            if str(ref).endswith(".onnx"):  # an exported model, run by ONNX Runtime (ran-core export)
+                from ran_core.export import OnnxModel
+
+                models.append((ref, OnnxModel(ref)))
+            else:
+                models.append((ref, load_model(ref, device=device)))
+        except (ModelLoadError, FileNotFoundError, RuntimeError) as exc:
             print(f"ran-core eval: {exc}", file=sys.stderr)
             return 2
     num_classes = args.num_classes or models[0][1].config.num_classes
@@ -292,4 +297,8 @@ def _through_predict(args: argparse.Namespace, models: list, results: list, spli
 
 
 def model_device(model):
-    return next(model.parameters()).device
+    """Where a model's weights are (the CPU for an ONNX Runtime model)."""
+    import torch
+
+    params = getattr(model, "parameters", None)
+    return next(params()).device if params is not None else torch.device("cpu")

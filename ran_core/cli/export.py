@@ -14,6 +14,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str, help_text: str) -> ar
     p.add_argument("--onnx", type=Path, required=True, metavar="OUT.onnx", help="ONNX file to write (+ OUT.json)")
     p.add_argument("--opset", type=int, help="ONNX opset (default: 18)")
     p.add_argument("--check", action="store_true", help="compare ONNX Runtime with PyTorch on random crops after")
+    p.add_argument("--int8", action="store_true", help="also write OUT.int8.onnx, dynamically quantised to int8")
     return p
 
 
@@ -38,6 +39,15 @@ def run(args: argparse.Namespace) -> int:
         f"{1 if model.config.arch == 'baseline' else model.config.regions.num_regions}, {model.config.in_chans}, "
         f"{model.config.input_size}, {model.config.input_size}), outputs logits, alpha, beta)"
     )
+    if args.int8:
+        from ran_core.export import quantize_int8
+
+        try:
+            q = quantize_int8(path)
+        except OnnxUnavailable as exc:
+            print(f"ran-core export: --int8: {exc}", file=sys.stderr)
+            return 2
+        print(f"wrote {q} (dynamic int8; check its accuracy with ran-core eval --checkpoint {q})")
     if args.check:
         try:
             onnx_model = OnnxModel(path)
