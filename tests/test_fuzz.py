@@ -67,7 +67,10 @@ sizes = st.tuples(st.integers(1, 400), st.integers(1, 400)) | st.tuples(st.integ
 
 @pytest.fixture(scope="module")
 def predictors(model_dir) -> dict[str, Predictor]:
-    return {name: Predictor(model_dir, detector=create_detector(name)) for name in ("mtcnn", "haar")}
+    from ran_core.faces.detectors import detector_status
+
+    names = [n for n in ("mtcnn", "haar", "blazeface", "fan") if detector_status().get(n) is None]
+    return {name: Predictor(model_dir, detector=create_detector(name)) for name in names}
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
