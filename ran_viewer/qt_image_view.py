@@ -414,7 +414,7 @@ class QtImageView(QWidget):
             head += f" — face #{self.state.selected_face + 1}: <b>{face.label}</b> {face.confidence:.0%}"
             if face.pose is not None:
                 p = face.pose
-                head += f" · head yaw {p.yaw:+.0f}° pitch {p.pitch:+.0f}° roll {p.roll:+.0f}°"
+                head += f" · yaw {p.yaw:+.0f}° pitch {p.pitch:+.0f}° roll {p.roll:+.0f}°"
         elif self.state.analysed and self.state.image is not None and not self.faces and name:
             head += " — <span style='color:#ff9f43'>no face found</span>"
         n = len(self.state.disagreements())
