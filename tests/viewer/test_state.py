@@ -436,3 +436,23 @@ def test_a_frame_analysed_with_occluders_keeps_the_clean_frame_as_the_image() ->
     # without occluders the frame's reading is its clean reading
     state.set_frame(clean, [live], [])
     assert state.clean_ran_faces == [live]
+
+
+def test_camera_frames_use_the_fast_detector_and_onnx_runtime_when_left_to_auto(tiny_models) -> None:
+    pytest.importorskip("onnxruntime")
+    from ran_core.faces.detectors import detector_status
+
+    if detector_status().get("blazeface") is not None:
+        pytest.skip("BlazeFace is not installed")
+    analyzer, info = Analyzer.load(str(tiny_models["ran"]), str(tiny_models["baseline"]), detector="auto")
+    assert not info.errors and analyzer.camera_detector == "camera" and analyzer.camera_backend == "onnx"
+    from ran_core.imageio import read_image
+
+    frame = read_image(SAMPLES / "grace_hopper.jpg")
+    ran_faces, base_faces = analyzer.analyze_frame(frame, 1)
+    assert len(ran_faces) == 1 and len(base_faces) == 1 and ran_faces[0].track_id == 0
+    stream = analyzer._stream
+    assert stream.detector.name == "blazeface" and stream.predictor.backend == "onnx"
+    assert analyzer.ran.backend == "torch"  # still images keep PyTorch and the stills' detector
+    again, _ = analyzer.analyze_frame(frame, 2)
+    assert analyzer._stream is stream and again[0].track_id == 0  # one stream for the whole session
