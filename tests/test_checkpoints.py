@@ -8,7 +8,6 @@ import random
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -41,6 +40,14 @@ def test_failed_checkpoint_write_keeps_the_last_good_one(ferplus_root, tmp_path,
     assert summary["epochs_done"] == 2
 
 
+def _epochs_done(metrics: Path) -> int:
+    """Epochs logged so far in a run's metrics.csv (0 before the first)."""
+    try:
+        return max(0, len(metrics.read_text().splitlines()) - 1)
+    except OSError:
+        return 0
+
+
 def _train_cmd(root: Path, out: Path) -> list[str]:
     return [
         sys.executable, "-m", "ran_core.cli", "train", "--dataset", "ferplus", "--data-root", str(root),
@@ -56,21 +63,30 @@ def test_kill_9_five_times_then_resume_equals_an_uninterrupted_run(tmp_path) -> 
     make_ferplus(root, "valid", [i % 8 for i in range(16)], 1000)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     full = tmp_path / "full"
-    t0 = time.perf_counter()
     subprocess.run(_train_cmd(root, full), env=env, check=True, capture_output=True)
-    run_s = time.perf_counter() - t0
     cut = tmp_path / "cut"
+    metrics, ckpt_dir = cut / "metrics.csv", cut / "checkpoints"
     rng = random.Random(0)
     kills = 0
     for attempt in range(5):
         cmd = _train_cmd(root, cut) + (["--resume"] if attempt else [])
+        done = _epochs_done(metrics)
+        target = done + rng.randint(1, 3)  # each attempt resumes and goes 1-3 epochs further before it dies
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        # a random moment within the first fifth of a whole run (each attempt resumes and goes a little further)
-        time.sleep(rng.uniform(0.1, 0.2) * run_s)
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            kills += 1
-        proc.wait()
+        # Killed on an event of the run, never after a fixed time: while a checkpoint is being written (its
+        # temporary file exists) on even attempts, as soon as the target epoch is logged on odd ones.
+        while True:
+            try:
+                proc.wait(timeout=0.005)  # the run ended by itself (it must not: the assert below says so)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+            writing = attempt % 2 == 0 and any(ckpt_dir.glob(".tmp-*.pt"))
+            if writing or _epochs_done(metrics) >= target:
+                proc.send_signal(signal.SIGKILL)
+                kills += 1
+                proc.wait()
+                break
     subprocess.run(_train_cmd(root, cut) + ["--resume"], env=env, check=True, capture_output=True)
     assert kills == 5  # every attempt was killed before it could finish
     want = (full / "metrics.csv").read_text().splitlines()

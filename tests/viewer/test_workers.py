@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -290,8 +289,8 @@ def test_thumbnails_load_off_thread(qtbot, image_files: list[Path]) -> None:
 def test_retire_stops_a_busy_worker(qtbot) -> None:
     w = InferenceWorker(Analyzer(FakePredictor("ran", delay=0.2)))
     w.start()
-    w.submit_image(face_image())
-    time.sleep(0.05)
+    with qtbot.waitSignal(w.sig_busy, timeout=5000, check_params_cb=lambda busy: busy):
+        w.submit_image(face_image())  # the request is being worked on once the worker says it is busy
     retire(w)
     assert not w.isRunning()
 
