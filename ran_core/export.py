@@ -176,7 +176,7 @@ class OnnxModel:
 def onnx_for(model_ref: str | Path, cache_dir: str | Path | None = None) -> Path:
     """The ONNX file of a saved model: ``model_ref`` itself if it is one, else exported once into a cache (keyed by
     the weights' content, so a retrained model is exported again)."""
-    from ran_core.saved_model import load_model, resolve_model_path
+    from ran_core.saved_model import load_model, read_config, resolve_model_path
 
     p = Path(model_ref)
     if p.suffix == ".onnx":
@@ -190,5 +190,5 @@ def onnx_for(model_ref: str | Path, cache_dir: str | Path | None = None) -> Path
         export_onnx(load_model(model_ref), out)
     else:
         # the cached graph is the same weights; the config (TTA, logit bias) may have been recalibrated since
-        config_path_for(out).write_text(json.dumps(load_model(model_ref).config.to_dict(), indent=2) + "\n")
+        config_path_for(out).write_text(json.dumps(read_config(model_ref).to_dict(), indent=2) + "\n")
     return out

@@ -552,6 +552,10 @@ class QtMainWindow(QMainWindow):
                 "\n\n".join(info.errors)
                 + "\n\nThe viewer keeps running; load a model with Models ▸ Load RAN model… / Load baseline model….",
             )
+        self._reanalyse_current()
+
+    def _reanalyse_current(self) -> None:
+        """Read the shown still image again (new models, another face mode); nothing while the camera runs."""
         if self.state.image is not None and not self.state.camera.running:
             if self.state.image_path:
                 self._load_current()
@@ -562,11 +566,7 @@ class QtMainWindow(QMainWindow):
         """Read still images as single cropped faces (True) or detect faces in them (False); re-reads the image."""
         self.act_whole_faces.setChecked(whole)
         self.worker.set_face_mode("whole" if whole else "detect")
-        if self.state.image is not None and not self.state.camera.running:
-            if self.state.image_path:
-                self._load_current()
-            else:
-                self._image_seq = self.worker.submit_image(self.state.image, self.state.image_name)
+        self._reanalyse_current()
 
     def _on_whole_faces_toggled(self, checked: bool) -> None:
         self.set_whole_faces(bool(checked))

@@ -22,6 +22,18 @@ def _rgb(img: QImage) -> np.ndarray:
     return np.frombuffer(img.constBits(), np.uint8, count=bpl * h).reshape(h, bpl)[:, : 3 * w].reshape(h, w, 3).copy()
 
 
+def _shown_view(qtbot) -> tuple[ViewerState, QtImageView]:
+    """A RAN view of a 400x300 test image, shown at 900x700."""
+    state = ViewerState()
+    state.set_image(face_image(300, 400))
+    view = QtImageView(state, "ran")
+    qtbot.addWidget(view)
+    view.resize(900, 700)
+    view.show()
+    qtbot.waitExposed(view)
+    return state, view
+
+
 def _edge_points(box: tuple[float, ...], n: int = 24) -> list[tuple[float, float]]:
     x1, y1, x2, y2 = box
     t = np.linspace(0.1, 0.9, n)
@@ -45,13 +57,7 @@ def _dist_to_edges(box: tuple[float, ...], x: float, y: float) -> float:
 def test_region_boxes_are_drawn_in_their_viridis_colours(qtbot) -> None:
     """Grab the real widget and check, along every region outline, that the pixels have the viridis colour of that
     region's weight: the rendering, not just the item properties, is right."""
-    state = ViewerState()
-    state.set_image(face_image(300, 400))
-    view = QtImageView(state, "ran")
-    qtbot.addWidget(view)
-    view.resize(900, 700)
-    view.show()
-    qtbot.waitExposed(view)
+    state, view = _shown_view(qtbot)
     face = make_face((100, 40, 300, 270), ALPHAS, image_shape=(300, 400))
     state.set_predictions([face], [])
     qtbot.wait(50)
@@ -142,13 +148,7 @@ def test_head_pose_glyph_points_where_the_face_turns(qtbot, yaw: float) -> None:
     from ran_core.faces.pose import HeadPose
     from ran_viewer.qt_image_view import POSE_COLOR
 
-    state = ViewerState()
-    state.set_image(face_image(300, 400))
-    view = QtImageView(state, "ran")
-    qtbot.addWidget(view)
-    view.resize(900, 700)
-    view.show()
-    qtbot.waitExposed(view)
+    state, view = _shown_view(qtbot)
     face = make_face((100, 40, 300, 270), ALPHAS, image_shape=(300, 400))
     face.pose = HeadPose(yaw=yaw, pitch=0.0, roll=0.0)
     state.set_predictions([face], [])
