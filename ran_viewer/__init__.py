@@ -1,8 +1,9 @@
 """ran_viewer: the desktop attention visualizer for Region Attention Networks (``ran-viewer``).
 
-Layering (napari/glue style): :mod:`ran_viewer.state`, :mod:`ran_viewer.occlusion`, :mod:`ran_viewer.camera` and
-:mod:`ran_viewer.analysis` hold data and logic with no Qt import; :mod:`ran_viewer.workers` runs the heavy work on
-``QThread`` s; the ``qt_*`` modules hold widgets that take the state in ``__init__`` and subscribe to its events.
+Layers (napari/glue style), each importing only the ones before it: :mod:`ran_viewer.model` (state, events,
+occluders, the controller; no Qt), :mod:`ran_viewer.services` (the only callers of ``ran_core``; no Qt),
+:mod:`ran_viewer.workers` (``QThread`` s that run the services) and :mod:`ran_viewer.widgets` (one widget a file; they
+take the state in ``__init__`` and subscribe to its events). ``tests/viewer/test_layers.py`` checks the rule.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from ran_viewer._env import prepare_qt_environment, qt_platform_problem
 
 prepare_qt_environment()  # before Qt is imported, even if the package __init__ was skipped
 
-from ran_viewer.state import WEIGHT_MODES  # noqa: E402
+from ran_viewer.model.weights import WEIGHT_MODES  # noqa: E402
 
 logger = logging.getLogger("ran_viewer")
 MIN_SCREENSHOT_SIZE = (1280, 800)
@@ -104,8 +104,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from PySide6.QtWidgets import QApplication
 
-    from ran_viewer.qt_common import apply_dark_theme
-    from ran_viewer.qt_main_window import QtMainWindow
+    from ran_viewer.widgets.common import apply_dark_theme
+    from ran_viewer.widgets.main_window import QtMainWindow
 
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "ran-viewer"])
     app.setApplicationName("ran-viewer")
@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _screenshot(app, window, args: argparse.Namespace) -> int:  # noqa: ANN001 - Qt objects
-    from ran_viewer.occlusion import eye_bar, mouth_mask
+    from ran_viewer.model.occluders import eye_bar, mouth_mask
 
     state = window.state
     window.resize(*args.size)

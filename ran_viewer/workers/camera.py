@@ -1,0 +1,115 @@
+"""The camera thread: opens a frame source and hands every frame to the inference worker, as fast as the source gives
+them (the inference worker keeps only the newest one)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QMutex, QMutexLocker, QObject, QThread, Signal
+
+from ran_viewer.services.camera import CameraError, FrameSource, RateMeter
+from ran_viewer.workers.base import describe_error
+
+
+class CameraWorker(QThread):
+    """Reads frames from a :class:`~ran_viewer.camera.FrameSource` and hands each to ``sink`` (latest wins there).
+
+    Signals:
+        sig_opened(name): the source opened.
+        sig_error(message): the source could not be opened or stopped delivering frames.
+        sig_stats(capture_fps): about twice a second.
+        sig_ended(): a finite source (video file) reached its end.
+        sig_paused(bool): the loop stopped reading frames (True) or started again (False) after :meth:`set_paused`.
+    """
+
+    sig_opened = Signal(str)
+    sig_paused = Signal(bool)
+    sig_error = Signal(str)
+    sig_stats = Signal(float)
+    sig_ended = Signal()
+
+    #: consecutive empty reads before a camera counts as unplugged (about 2 s at the 20 ms retry interval).
+    MAX_FAILED_READS = 100
+
+    def __init__(
+        self,
+        source_factory: Callable[[], FrameSource],
+        sink: Callable[[np.ndarray, int], Any],
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._factory = source_factory
+        self._sink = sink
+        self._mutex = QMutex()
+        self._stop = False
+        self._paused = False
+        self.frames_read = 0
+
+    def stop(self) -> None:
+        """Ask the loop to end (thread-safe)."""
+        with QMutexLocker(self._mutex):
+            self._stop = True
+
+    def set_paused(self, paused: bool) -> None:
+        """Pause or resume reading frames (thread-safe)."""
+        with QMutexLocker(self._mutex):
+            self._paused = bool(paused)
+
+    def _flags(self) -> tuple[bool, bool]:
+        with QMutexLocker(self._mutex):
+            return self._stop, self._paused
+
+    def run(self) -> None:
+        """The thread loop (never raises: errors are emitted as ``sig_error``)."""
+        source: FrameSource | None = None
+        try:
+            source = self._factory()
+            source.open()
+            self.sig_opened.emit(source.name)
+            meter, last_stats, failures = RateMeter(), time.perf_counter(), 0
+            was_paused = False
+            while True:
+                stop, paused = self._flags()
+                if stop:
+                    break
+                if paused != was_paused:
+                    was_paused = paused
+                    self.sig_paused.emit(paused)
+                if paused:
+                    self.msleep(20)
+                    continue
+                frame = source.read()
+                if frame is None:
+                    if getattr(source, "ended", False):
+                        self.sig_stats.emit(meter.rate)
+                        self.sig_ended.emit()
+                        break
+                    failures += 1
+                    if failures >= self.MAX_FAILED_READS:
+                        raise CameraError(
+                            f"{source.name} stopped delivering frames: it was unplugged, or another application took "
+                            "it over."
+                        )
+                    self.msleep(20)
+                    continue
+                failures = 0
+                self.frames_read += 1
+                self._sink(frame, self.frames_read)
+                meter.tick()
+                now = time.perf_counter()
+                if now - last_stats > 0.5:
+                    last_stats = now
+                    self.sig_stats.emit(meter.rate)
+        except CameraError as exc:
+            self.sig_error.emit(str(exc))
+        except Exception as exc:  # noqa: BLE001
+            self.sig_error.emit(f"Camera error: {describe_error(exc)}")
+        finally:
+            if source is not None:
+                try:
+                    source.close()
+                except Exception:  # noqa: BLE001, S110 - closing a broken device must not mask the real error
+                    pass
