@@ -1,4 +1,9 @@
-"""The main window: RAN and baseline views side by side, side panels, thumbnails, camera, occlusion tools."""
+"""The main window: RAN and baseline views side by side, side panels, thumbnails, camera, occlusion tools.
+
+Layout and actions only: what to analyse and which results apply is decided by the Qt-free
+:class:`~ran_viewer.model.controller.ViewerController`; the window wires the workers' signals to it and shows what it
+announces (dialogs, timings, zooming onto new faces).
+"""
 
 from __future__ import annotations
 
@@ -38,9 +43,9 @@ from PySide6.QtWidgets import (
 )
 
 from ran_core.imageio import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
-from ran_viewer.model.analysis import Analysis, ModelsInfo
+from ran_viewer.model.controller import ViewerController
 from ran_viewer.model.occluders import FILLS, TOOL_LABELS, TOOLS
-from ran_viewer.model.viewer_state import ViewerState, expand_paths
+from ran_viewer.model.viewer_state import ViewerState
 from ran_viewer.model.weights import WEIGHT_LABELS, WEIGHT_MODES
 from ran_viewer.services.camera import FrameSource, make_source
 from ran_viewer.widgets.common import subscribe
@@ -50,7 +55,7 @@ from ran_viewer.widgets.region_crops import QtRegionCropWidget
 from ran_viewer.widgets.region_weights import QtRegionWeightWidget
 from ran_viewer.widgets.thumbnail_strip import QtThumbnailStripWidget
 from ran_viewer.workers.base import retire
-from ran_viewer.workers.camera import CameraWorker
+from ran_viewer.workers.camera import CameraWorker, RunningCamera
 from ran_viewer.workers.inference import InferenceWorker
 
 logger = logging.getLogger(__name__)
@@ -96,13 +101,8 @@ class QtMainWindow(QMainWindow):
         self.worker = worker or InferenceWorker()
         self.camera_factory = camera_factory
         self.dialogs = dialogs
-        self.camera_worker: CameraWorker | None = None
-        self._models = models
-        self._models_pending = models is not None
-        self._detector_name = ""
+        self.controller = ViewerController(self.state, self.worker, self._camera_session)
         self._busy = False
-        self._image_seq = -1
-        self._applied_seq = -1
         self._open_dialogs: list[QMessageBox] = []
         self.setWindowTitle("RAN viewer — region attention")
         self.setAcceptDrops(True)
@@ -118,8 +118,9 @@ class QtMainWindow(QMainWindow):
         self.worker.start()
         if models is not None:
             self.load_models(*models)
+        else:
+            self._on_models()
         self._on_display()
-        self._on_models()
         self._on_weight_mode(self.state.weight_mode)
         self._on_tool_state()
         self.docks["thumbnails"].setVisible(len(self.state.sources) > 1)
@@ -424,7 +425,6 @@ class QtMainWindow(QMainWindow):
             self,
             [
                 (ev.sources, self._on_sources),
-                (ev.occluders, self._on_occluders),
                 (ev.display, self._on_display),
                 (ev.weight_mode, self._on_weight_mode),
                 (ev.models, self._on_models),
@@ -433,29 +433,30 @@ class QtMainWindow(QMainWindow):
                 (ev.occlusion_tool, self._on_tool_state),
             ],
         )
+        c = self.controller
+        subscribe(
+            self,
+            [
+                (c.events.image_result, lambda _a: self.zoom_to_faces(only_if_small=True)),
+                (c.events.timing, lambda s: self.timing_label.setText(f"{s * 1000:.0f} ms")),
+                (c.events.models_pending, lambda _p: self._on_models()),
+                (c.events.problem, self._dialog),
+            ],
+        )
         w = self.worker
-        w.sig_models_loaded.connect(self._on_models_loaded)
-        w.sig_image_loaded.connect(self._on_image_loaded)
+        w.sig_models_loaded.connect(c.on_models_loaded)
+        w.sig_image_loaded.connect(c.on_image_loaded)
         w.sig_result_ready.connect(self._on_result_ready)
-        w.sig_error.connect(self._on_worker_error)
+        w.sig_error.connect(c.on_error)
         w.sig_busy.connect(self._on_busy)
-        w.sig_stats.connect(self._on_inference_stats)
+        w.sig_stats.connect(c.on_inference_stats)
         self._on_camera_state()
 
     # --- opening images --------------------------------------------------------------------------------------------
 
     def open_paths(self, paths: list[str | Path]) -> int:
         """Browse these files and folders; returns how many images were found."""
-        images, problems = expand_paths(paths)
-        for p in problems:
-            self.state.notify(p, "warning")
-        if not images:
-            if not problems:
-                self.state.notify("Nothing to open.", "warning")
-            return 0
-        self.stop_camera()
-        self.state.set_sources(images, 0)  # its event loads the first image
-        return len(images)
+        return self.controller.open_paths(paths)
 
     def open_files_dialog(self) -> None:
         """Ask for image files and open them."""
@@ -472,9 +473,7 @@ class QtMainWindow(QMainWindow):
 
     def open_array(self, rgb: np.ndarray, name: str) -> None:
         """Analyse an in-memory image (clipboard, drop of image data)."""
-        self.stop_camera()
-        self._image_seq = self.worker.submit_image(rgb, name)
-        self.state.notify(f"Analysing {name}…")
+        self.controller.open_array(rgb, name)
 
     def paste(self) -> None:
         """Paste an image, or image file paths, from the clipboard."""
@@ -498,29 +497,16 @@ class QtMainWindow(QMainWindow):
 
     def next_image(self) -> None:
         """Show the next image of the list."""
-        if not self.state.next_source() and self.state.sources:
-            self.state.notify("Last image.")
+        self.controller.next_image()
 
     def previous_image(self) -> None:
         """Show the previous image of the list."""
-        if not self.state.previous_source() and self.state.sources:
-            self.state.notify("First image.")
+        self.controller.previous_image()
 
     def _on_sources(self) -> None:
         self._dock_visible["thumbnails"] = len(self.state.sources) > 1
         if self.tabs.currentIndex() == 0:
             self.docks["thumbnails"].setVisible(self._dock_visible["thumbnails"])
-        self._load_current()
-
-    def _load_current(self) -> None:
-        path = self.state.current_source
-        if path is None:
-            return
-        self.stop_camera()
-        name = Path(path).name
-        self._image_seq = self.worker.submit_image(path, name, path)
-        n, i = len(self.state.sources), self.state.source_index
-        self.state.notify(f"Analysing {name}" + (f" ({i + 1}/{n})" if n > 1 else "") + "…")
 
     def _on_open_image_request(self, path: str) -> None:
         """An evaluation panel asked to show one image: open it here, among its siblings when it has any."""
@@ -531,97 +517,26 @@ class QtMainWindow(QMainWindow):
 
     def load_models(self, ran: Any, baseline: Any, detector: str = "auto") -> None:
         """Load models on the worker thread; the current image is re-analysed when they are ready."""
-        self._models = (ran, baseline, detector)
         if self.eval_state is not None:  # the evaluation tabs evaluate the same models
             for role, spec in (("ran", ran), ("baseline", baseline)):
                 if isinstance(spec, (str, Path)):
                     self.eval_state.set_model(role, str(spec or ""))
-        self._models_pending = True
-        self.models_label.setText("loading models…")
-        self.worker.load_models(ran, baseline, detector)
-
-    def _on_models_loaded(self, info: ModelsInfo) -> None:
-        self._models_pending = False
-        self._detector_name = info.detector
-        self.state.set_model_names(info.ran_name, info.baseline_name)
-        for err in info.errors:
-            self.state.notify(err, "error")
-        if info.errors:
-            self._dialog(
-                "Models",
-                "\n\n".join(info.errors)
-                + "\n\nThe viewer keeps running; load a model with Models ▸ Load RAN model… / Load baseline model….",
-            )
-        self._reanalyse_current()
-
-    def _reanalyse_current(self) -> None:
-        """Read the shown still image again (new models, another face mode); nothing while the camera runs."""
-        if self.state.image is not None and not self.state.camera.running:
-            if self.state.image_path:
-                self._load_current()
-            else:
-                self._image_seq = self.worker.submit_image(self.state.image, self.state.image_name)
+        self.controller.load_models(ran, baseline, detector)
 
     def set_whole_faces(self, whole: bool) -> None:
         """Read still images as single cropped faces (True) or detect faces in them (False); re-reads the image."""
         self.act_whole_faces.setChecked(whole)
-        self.worker.set_face_mode("whole" if whole else "detect")
-        self._reanalyse_current()
+        self.controller.set_whole_faces(whole)
 
     def _on_whole_faces_toggled(self, checked: bool) -> None:
         self.set_whole_faces(bool(checked))
         what = "each image is read as one cropped face" if checked else "faces are detected in each image"
         self.state.notify(f"Still images: {what}.")
 
-    def _on_image_loaded(self, seq: int, rgb: np.ndarray, name: str, path: str) -> None:
-        if seq != self._image_seq:
-            return  # the user moved on
-        self.state.set_image(rgb, name, path or None)
-
     def _on_result_ready(self) -> None:
         analysis = self.worker.take_result()
         if analysis is not None:
-            self._on_result(analysis)
-
-    def _on_result(self, a: Analysis) -> None:
-        state = self.state
-        if a.kind == "frame":
-            if not state.camera.running:
-                return
-            clean = a.clean_image if a.clean_image is not None else a.image
-            analysed = a.image if a.occluded else None
-            state.set_frame(clean, a.ran_faces, a.baseline_faces, name=state.camera.name, analysed=analysed)
-        else:
-            if a.image_seq != self._image_seq or a.seq <= self._applied_seq:
-                return  # a stale result: another image or a newer edit is already shown
-            if a.kind == "occlusion" and a.occluded and not state.occluders:
-                return  # occluders were cleared meanwhile: the clean result is coming
-            state.set_predictions(a.ran_faces, a.baseline_faces)
-        self._applied_seq = max(self._applied_seq, a.seq)
-        self.timing_label.setText(f"{a.seconds * 1000:.0f} ms")
-        if a.kind == "image":
-            self.zoom_to_faces(only_if_small=True)
-            self._report_faces(a)
-
-    def _report_faces(self, a: Analysis) -> None:
-        faces = a.ran_faces or a.baseline_faces
-        name = a.name or "image"
-        if not a.models_loaded:
-            self.state.notify(f"{name}: no model loaded — load one from the Models menu.", "warning")
-        elif not faces:
-            self.state.notify(f"{name}: no face found.", "warning")
-        else:
-            n = len(faces)
-            disagree = len(self.state.disagreements())
-            msg = f"{name}: {n} face{'s' if n > 1 else ''}"
-            if disagree:
-                msg += f", RAN and the baseline disagree on {disagree}"
-            self.state.notify(msg + f" ({a.seconds * 1000:.0f} ms).")
-
-    def _on_worker_error(self, seq: int, message: str) -> None:
-        if seq == self._image_seq:
-            self.state.clear_image()
-        self.state.notify(message, "error")
+            self.controller.on_result(analysis)
 
     def _on_busy(self, busy: bool) -> None:
         self._busy = busy
@@ -631,7 +546,7 @@ class QtMainWindow(QMainWindow):
 
     def is_idle(self) -> bool:
         """No request or model load is queued or running, and thumbnails are loaded."""
-        return not (self._busy or self.worker.pending or self._models_pending or self.thumb_widget.loading)
+        return not (self._busy or self.worker.pending or self.controller.models_pending or self.thumb_widget.loading)
 
     def wait_idle(self, timeout: float = 60.0) -> bool:
         """Process events until :meth:`is_idle` (for ``--screenshot`` and tests); returns False on timeout."""
@@ -671,57 +586,28 @@ class QtMainWindow(QMainWindow):
     def _on_brush_spin(self, value: int) -> None:
         self.state.brush_radius = value
 
-    def _on_occluders(self) -> None:
-        state = self.state
-        if state.camera.running:
-            self.worker.set_frame_occluders(state.occluders)
-            return
-        if state.image is None:
-            return
-        faces = state.clean_ran_faces or state.clean_baseline_faces
-        if not faces and not state.occluders and (state.ran_faces or state.baseline_faces):
-            # A camera frame last read with occluders has no clean reading yet: read the same faces on the clean frame.
-            self.worker.submit_occlusion(state.image, [], state.ran_faces or state.baseline_faces, self._image_seq)
-            return
-        if not faces:
-            if state.occluders and state.analysed:
-                state.notify(
-                    "No face to re-read: the occluders are drawn, but the models found no face here.", "warning"
-                )
-            return
-        if state.occluders:
-            self.worker.submit_occlusion(state.image, state.occluders, faces, self._image_seq)
-        else:  # back to the clean image: its results are known, no need to run the models again
-            state.set_predictions(state.clean_ran_faces, state.clean_baseline_faces)
-
     # --- camera ----------------------------------------------------------------------------------------------------
 
     def toggle_camera(self) -> None:
         """Start or stop the camera."""
-        if self.state.camera.running:
-            self.stop_camera()
-        else:
-            self.start_camera()
+        self.controller.toggle_camera()
 
     def start_camera(self, source: int | str | None = None) -> None:
         """Start live analysis from a camera index or a video file (default: the state's camera source)."""
-        self.stop_camera()
-        spec = self.state.camera.source if source is None else source
-        name = f"camera {spec}" if isinstance(spec, int) or str(spec).isdigit() else Path(str(spec)).name
-        self.state.set_camera(
-            source=spec, name=name, running=True, paused=False, capture_fps=0.0, analysed_fps=0.0, dropped=0
-        )
-        self.state.clear_occluders()
-        self.worker.reset_frame_stats()
-        self.worker.set_frame_occluders([])
+        self.controller.start_camera(source)
+
+    def _camera_session(self, spec: int | str) -> RunningCamera:
+        c = self.controller
         worker = CameraWorker(lambda: self.camera_factory(spec), self.worker.submit_frame)
-        worker.sig_opened.connect(self._on_camera_opened)
-        worker.sig_error.connect(self._on_camera_error)
-        worker.sig_stats.connect(self._on_camera_stats)
-        worker.sig_ended.connect(self._on_camera_ended)
-        self.camera_worker = worker
-        worker.start()
-        self.state.notify(f"Starting {name}…")
+        return RunningCamera(
+            worker, opened=c.on_camera_opened, error=c.on_camera_error, stats=c.on_camera_stats, ended=c.on_camera_ended
+        )
+
+    @property
+    def camera_worker(self) -> CameraWorker | None:
+        """The running camera thread, or ``None``."""
+        camera = self.controller.camera
+        return camera.worker if isinstance(camera, RunningCamera) else None
 
     def choose_camera_dialog(self) -> None:
         """Ask for a camera index and start it."""
@@ -746,22 +632,11 @@ class QtMainWindow(QMainWindow):
 
     def stop_camera(self) -> None:
         """Stop live analysis (stops, waits for and disconnects the camera thread)."""
-        if self.camera_worker is None and not self.state.camera.running:
-            return
-        retire(self.camera_worker)
-        self.camera_worker = None
-        if self.state.camera.running:
-            self.state.set_camera(running=False, paused=False)
+        self.controller.stop_camera()
 
     def toggle_pause(self) -> None:
         """Pause or resume the camera (Space)."""
-        if not self.state.camera.running or self.camera_worker is None:
-            self.act_pause.setChecked(False)
-            return
-        paused = not self.state.camera.paused
-        self.camera_worker.set_paused(paused)
-        self.state.set_camera(paused=paused)
-        self.state.notify("Camera paused (Space resumes)." if paused else "Camera resumed.")
+        self.act_pause.setChecked(self.controller.toggle_pause())
 
     def snapshot(self) -> Path | None:
         """Save the frame on screen (as analysed, occluders included) as a PNG; returns the file."""
@@ -782,24 +657,6 @@ class QtMainWindow(QMainWindow):
             return None
         self.state.notify(f"Snapshot saved: {path}")
         return path
-
-    def _on_camera_opened(self, name: str) -> None:
-        self.state.notify(f"{name}: live. Space pauses, Ctrl+Shift+S saves a snapshot.")
-
-    def _on_camera_error(self, message: str) -> None:
-        self.stop_camera()
-        self.state.notify(message, "error")
-        self._dialog("Camera", message + "\n\nThe viewer keeps running; you can still open images.")
-
-    def _on_camera_ended(self) -> None:
-        self.stop_camera()
-        self.state.notify("The video ended.")
-
-    def _on_camera_stats(self, fps: float) -> None:
-        self.state.set_camera(capture_fps=fps)
-
-    def _on_inference_stats(self, fps: float, dropped: int) -> None:
-        self.state.set_camera(analysed_fps=fps, dropped=dropped)
 
     def _on_camera_state(self) -> None:
         cam = self.state.camera
@@ -870,9 +727,9 @@ class QtMainWindow(QMainWindow):
     def _on_models(self) -> None:
         s = self.state
         parts = [f"RAN: {s.ran_model_name or '—'}", f"baseline: {s.baseline_model_name or '—'}"]
-        if self._detector_name:
-            parts.append(f"faces: {self._detector_name}")
-        self.models_label.setText(" · ".join(parts) if not self._models_pending else "loading models…")
+        if self.controller.detector_name:
+            parts.append(f"faces: {self.controller.detector_name}")
+        self.models_label.setText(" · ".join(parts) if not self.controller.models_pending else "loading models…")
 
     def load_model_dialog(self, which: str) -> None:
         """Ask for a saved model folder and load it as the RAN or the baseline model."""
@@ -881,7 +738,7 @@ class QtMainWindow(QMainWindow):
         )
         if not path:
             return
-        ran, base, det = self._models or ("", "", "auto")
+        ran, base, det = self.controller.models or ("", "", "auto")
         if which == "ran":
             ran = path
         else:

@@ -11,7 +11,7 @@ import numpy as np
 from PySide6.QtCore import QMutex, QMutexLocker, QObject, QThread, Signal
 
 from ran_viewer.services.camera import CameraError, FrameSource, RateMeter
-from ran_viewer.workers.base import describe_error
+from ran_viewer.workers.base import describe_error, retire
 
 
 class CameraWorker(QThread):
@@ -113,3 +113,35 @@ class CameraWorker(QThread):
                     source.close()
                 except Exception:  # noqa: BLE001, S110 - closing a broken device must not mask the real error
                     pass
+
+
+class RunningCamera:
+    """A started :class:`CameraWorker` as the controller's camera session: its signals go to the given callbacks,
+    ``stop`` retires it (stop, wait, disconnect) and ``set_paused`` pauses it.
+
+    Args:
+        worker: the camera thread, not started yet; it is started here.
+        opened, error, stats, ended: called (on the GUI thread) with ``sig_opened``'s name, ``sig_error``'s message,
+            ``sig_stats``'s capture rate and on ``sig_ended``.
+    """
+
+    def __init__(
+        self,
+        worker: CameraWorker,
+        opened: Callable[[str], None],
+        error: Callable[[str], None],
+        stats: Callable[[float], None],
+        ended: Callable[[], None],
+    ) -> None:
+        self.worker = worker
+        worker.sig_opened.connect(opened)
+        worker.sig_error.connect(error)
+        worker.sig_stats.connect(stats)
+        worker.sig_ended.connect(ended)
+        worker.start()
+
+    def stop(self) -> None:
+        retire(self.worker)
+
+    def set_paused(self, paused: bool) -> None:
+        self.worker.set_paused(paused)
