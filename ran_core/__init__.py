@@ -3,7 +3,7 @@
 from ran_core.config import ModelConfig
 from ran_core.losses import RANCriterion, region_biased_loss
 from ran_core.models import create_model, list_backbones, list_models
-from ran_core.regions import RegionConfig, Regions, crop_regions, extract_regions, region_boxes
+from ran_core.regions import RegionConfig, crop_regions, region_boxes
 from ran_core.saved_model import ModelLoadError, list_bundled_models, load_model, read_config, save_model
 from ran_core.structures import FERPLUS_CLASSES, FaceResult, ModelOutput, RegionResult
 
@@ -29,10 +29,8 @@ __all__ = [
     "RANCriterion",
     "RegionConfig",
     "RegionResult",
-    "Regions",
     "create_model",
     "crop_regions",
-    "extract_regions",
     "list_backbones",
     "list_bundled_models",
     "list_models",

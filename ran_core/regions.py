@@ -10,12 +10,11 @@ output pixel when shrinking (so small crops are not aliased) and runs on the GPU
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 import torch
-from torchvision import tv_tensors
 from torchvision.ops import roi_align
 
 # Fractions (x0, y0, x1, y1) of the face box, as in the official AffectNet loader of the RAN authors.
@@ -107,24 +106,6 @@ class RegionConfig:
     def whole_face(cls) -> RegionConfig:
         """The single-region configuration the baseline uses."""
         return cls(scheme="fixed", names=("face",))
-
-
-@dataclass
-class Regions:
-    """The regions of one face.
-
-    Attributes:
-        names: region names, ``names[0] == "face"``.
-        boxes: ``(K, 4)`` XYXY boxes in the source image, with the image's ``canvas_size``.
-        crops: ``(K, C, S, S)`` float crops resized to the model's input size (same dtype/range as the input image).
-        scheme: the scheme actually used (``landmark`` falls back to ``fixed`` without landmarks).
-    """
-
-    names: list[str]
-    boxes: tv_tensors.BoundingBoxes
-    crops: torch.Tensor
-    scheme: str = "fixed"
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _as_face_box(face_box: Any, height: int, width: int) -> np.ndarray:
@@ -275,33 +256,3 @@ def normalize_crops(crops: torch.Tensor, mean: tuple[float, ...], std: tuple[flo
     m = torch.tensor(mean, device=crops.device, dtype=crops.dtype).view(1, 1, -1, 1, 1)
     s = torch.tensor(std, device=crops.device, dtype=crops.dtype).view(1, 1, -1, 1, 1)
     return (crops - m) / s
-
-
-def extract_regions(
-    image: torch.Tensor | np.ndarray,
-    config: RegionConfig,
-    size: int,
-    face_box: Any = None,
-    landmarks: Any = None,
-    generator: torch.Generator | None = None,
-) -> Regions:
-    """Boxes and crops of every region of one face.
-
-    Args:
-        image: ``(C, H, W)`` tensor or ``(H, W[, C])`` numpy array (uint8 or float); crops keep its value range.
-        config: the region configuration.
-        size: the model's input side.
-        face_box: face box in image coordinates (``None``: the whole image).
-        landmarks: ``(5, 2)`` landmarks for the ``landmark`` scheme.
-        generator: random source for the ``random`` scheme.
-    """
-    if isinstance(image, np.ndarray):
-        arr = image[..., None] if image.ndim == 2 else image
-        image = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)
-    img = image.float()
-    height, width = img.shape[-2:]
-    names, boxes, scheme = region_boxes(config, (height, width), face_box, landmarks, generator)
-    bt = torch.as_tensor(boxes, dtype=torch.float32)
-    crops = crop_regions(img[None], bt[None], size)[0]
-    bb = tv_tensors.BoundingBoxes(bt, format=tv_tensors.BoundingBoxFormat.XYXY, canvas_size=(height, width))
-    return Regions(names=names, boxes=bb, crops=crops, scheme=scheme)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from torchvision import tv_tensors
 
-from ran_core import RegionConfig, crop_regions, extract_regions, region_boxes
+from ran_core import RegionConfig, crop_regions, region_boxes
 from ran_core.regions import (
     AFFECTNET_FIXED_REGIONS,
     DEFAULT_FIXED_REGIONS,
@@ -19,6 +18,18 @@ from ran_core.regions import (
 H, W = 120, 200  # image (rows, columns): wider than tall
 FACE = (50.0, 20.0, 130.0, 110.0)  # x1, y1, x2, y2: 80 wide, 90 tall
 LANDMARKS = np.array([[75.0, 50.0], [105.0, 50.0], [90.0, 70.0], [78.0, 90.0], [102.0, 90.0]])
+
+
+def _face_crops(image, config: RegionConfig, size: int, face_box=None, landmarks=None):
+    """``(names, boxes, crops, scheme)`` of one face the way the Predictor cuts them: region_boxes, then crop_regions
+    on the ``(C, H, W)`` float image (crops keep its value range)."""
+    if isinstance(image, np.ndarray):
+        arr = image[..., None] if image.ndim == 2 else image
+        image = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)
+    img = image.float()
+    names, boxes, scheme = region_boxes(config, tuple(img.shape[-2:]), face_box, landmarks)
+    crops = crop_regions(img[None], torch.as_tensor(boxes, dtype=torch.float32)[None], size)[0]
+    return names, boxes, crops, scheme
 
 
 def _boxes(config: RegionConfig, **kw) -> tuple[list[str], np.ndarray, str]:
@@ -113,8 +124,8 @@ def test_landmark_without_landmarks_falls_back_to_fixed() -> None:
     fixed_names, fixed_boxes, _ = _boxes(RegionConfig())
     assert names == fixed_names and len(names) == cfg.num_regions
     np.testing.assert_array_equal(boxes, fixed_boxes)
-    regions = extract_regions(np.zeros((H, W, 3), np.uint8), cfg, 16, face_box=FACE)
-    assert regions.scheme == "fixed" and regions.names == fixed_names
+    crop_names, _, _, scheme = _face_crops(np.zeros((H, W, 3), np.uint8), cfg, 16, face_box=FACE)
+    assert scheme == "fixed" and crop_names == fixed_names
 
 
 def test_landmark_needs_five_points() -> None:
@@ -141,21 +152,18 @@ def test_empty_face_box_is_refused() -> None:
 # --- crops -----------------------------------------------------------------------------------------------------------
 
 
-def test_extract_regions_shapes_and_boxes() -> None:
+def test_face_crops_shapes_and_boxes() -> None:
     rgb = np.random.default_rng(0).integers(0, 256, (H, W, 3), dtype=np.uint8)
-    regions = extract_regions(rgb, RegionConfig(), 24, face_box=FACE)
-    assert regions.crops.shape == (6, 3, 24, 24) and regions.crops.dtype == torch.float32
-    assert 0 <= regions.crops.min() and regions.crops.max() <= 255
-    assert isinstance(regions.boxes, tv_tensors.BoundingBoxes)
-    assert regions.boxes.format == tv_tensors.BoundingBoxFormat.XYXY
-    assert tuple(regions.boxes.canvas_size) == (H, W)
-    assert regions.names == list(DEFAULT_FIXED_REGIONS) and regions.scheme == "fixed"
-    torch.testing.assert_close(regions.boxes[0], torch.tensor(FACE))
+    names, boxes, crops, scheme = _face_crops(rgb, RegionConfig(), 24, face_box=FACE)
+    assert crops.shape == (6, 3, 24, 24) and crops.dtype == torch.float32
+    assert 0 <= crops.min() and crops.max() <= 255
+    assert names == list(DEFAULT_FIXED_REGIONS) and scheme == "fixed"
+    np.testing.assert_allclose(boxes[0], FACE)
 
-    gray = extract_regions(rgb[..., 0], RegionConfig(), 20, face_box=FACE)
-    assert gray.crops.shape == (6, 1, 20, 20)
-    chw = extract_regions(torch.from_numpy(rgb).permute(2, 0, 1), RegionConfig(), 20, face_box=FACE)
-    torch.testing.assert_close(chw.crops[:, :1], gray.crops)
+    _, _, gray, _ = _face_crops(rgb[..., 0], RegionConfig(), 20, face_box=FACE)
+    assert gray.shape == (6, 1, 20, 20)
+    _, _, chw, _ = _face_crops(torch.from_numpy(rgb).permute(2, 0, 1), RegionConfig(), 20, face_box=FACE)
+    torch.testing.assert_close(chw[:, :1], gray)
 
 
 def test_crop_of_a_bright_square_is_bright() -> None:
@@ -163,8 +171,8 @@ def test_crop_of_a_bright_square_is_bright() -> None:
     img[30:60, 140:170] = 1.0  # rows 30..59, columns 140..169 -> continuous box (140, 30, 170, 60)
     cfg = RegionConfig(scheme="landmark", landmark_ratio=0.5)
     pts = np.array([[155.0, 45.0], [20.0, 100.0], [10.0, 10.0], [100.0, 100.0], [190.0, 110.0]])
-    regions = extract_regions(img, cfg, 10, face_box=(125.0, 15.0, 185.0, 75.0), landmarks=pts)
-    crops = regions.crops[:, 0]
+    _, _, crops, _ = _face_crops(img, cfg, 10, face_box=(125.0, 15.0, 185.0, 75.0), landmarks=pts)
+    crops = crops[:, 0]
     torch.testing.assert_close(crops[1], torch.ones(10, 10))  # the square exactly: the left_eye box
     assert crops[2].max() == 0 and crops[3].max() == 0  # far from the square
     face = crops[0]  # face box (125, 15)-(185, 75): the square fills its central half

@@ -290,7 +290,7 @@ def resolve_amp(name: str, device: torch.device) -> torch.dtype | None:
     return torch.bfloat16 if torch.ops.mkldnn._is_mkldnn_bf16_supported() else None
 
 
-def build_model_config(cfg: TrainConfig, class_names: list[str]) -> nn.Module:
+def model_from_train_config(cfg: TrainConfig, class_names: list[str]) -> nn.Module:
     if cfg.model == "baseline":
         regions = RegionConfig.whole_face()
     elif cfg.regions == "fixed":
@@ -417,7 +417,7 @@ class Trainer:
             raise ValueError(
                 f"not enough data: {len(self.train_split)} training and {len(self.val_split)} validation images"
             )
-        self.model = build_model_config(cfg, list(self.train_split.class_names))
+        self.model = model_from_train_config(cfg, list(self.train_split.class_names))
         self.config: ModelConfig = self.model.config
         if cfg.init_from and not (self.resume and self.ckpt_path.is_file()):
             self.init_report = init_from_saved(self.model, cfg.init_from)

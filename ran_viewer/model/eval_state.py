@@ -60,7 +60,7 @@ DEFAULT_SPLITS: tuple[str, ...] = ("valid", "test", "train")
 RUN_STATUSES: tuple[str, ...] = ("idle", "running", "done", "cancelled", "error")
 
 
-def set_label(name: str) -> str:
+def subset_label(name: str) -> str:
     """Human name of an evaluation set (``pose30`` -> ``Pose > 30°``)."""
     return SET_LABELS.get(name, name.replace("_", " ").capitalize())
 
@@ -352,7 +352,7 @@ class EvalState:
         return list(self._aligned.class_names) if self._aligned else []
 
     @property
-    def set_names(self) -> list[str]:
+    def subset_names(self) -> list[str]:
         """``overall`` then every subset any model was evaluated on (paper order first)."""
         if not self._aligned:
             return []
@@ -378,10 +378,10 @@ class EvalState:
         self._aligned = _align(results) if results else None
         if self._matrix_source not in self._available_sources():
             self._matrix_source = self._available_sources()[0] if results else "ran"
-        if self._matrix_set not in self.set_names:
+        if self._matrix_set not in self.subset_names:
             self._matrix_set = OVERALL
-        if self._browser.subset not in self.set_names and results:
-            subs = [s for s in self.set_names if s != OVERALL]
+        if self._browser.subset not in self.subset_names and results:
+            subs = [s for s in self.subset_names if s != OVERALL]
             self._browser = _replace(self._browser, subset=subs[0] if subs else OVERALL, true_class=None)
         if self._browser.judge not in self.roles and results:
             self._browser = _replace(self._browser, judge=self.roles[0])
@@ -400,7 +400,7 @@ class EvalState:
         ``diff`` is RAN − baseline accuracy in points, ``None`` unless both were evaluated.
         """
         rows = []
-        for name in self.set_names:
+        for name in self.subset_names:
             acc, mca, n, missing = {}, {}, None, None
             for role, res in self._results.items():
                 m = res.overall if name == OVERALL else res.subsets.get(name)
@@ -414,7 +414,7 @@ class EvalState:
             rows.append(
                 {
                     "set": name,
-                    "label": set_label(name),
+                    "label": subset_label(name),
                     "n": n,
                     "missing": missing,
                     "acc": acc,
@@ -462,8 +462,8 @@ class EvalState:
         if self._results and new_source not in self._available_sources():
             raise ValueError(f"no results for {new_source!r}; available: {self._available_sources()}")
         new_set = self._matrix_set if matrix_set is None else matrix_set
-        if self._results and new_set not in self.set_names:
-            raise ValueError(f"unknown set {new_set!r}; available: {self.set_names}")
+        if self._results and new_set not in self.subset_names:
+            raise ValueError(f"unknown set {new_set!r}; available: {self.subset_names}")
         new_norm = self._normalize if normalize is None else bool(normalize)
         if (new_source, new_norm, new_set) == (self._matrix_source, self._normalize, self._matrix_set):
             return
@@ -603,7 +603,7 @@ class EvalState:
     def browser_items(self) -> list[GalleryItem]:
         return self.items(self.browser_indices())
 
-    def set_counts(self, subset: str) -> dict[str, int]:
+    def subset_counts(self, subset: str) -> dict[str, int]:
         """How many images of ``subset`` each evaluated model got right, and how many the models disagree on."""
         a = self._aligned
         if a is None or subset not in a.sets:

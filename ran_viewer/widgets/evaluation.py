@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ran_viewer.model.eval_state import DEFAULT_DATASETS, DEFAULT_SPLITS, ROLE_LABELS, ROLES, EvalState, set_label
+from ran_viewer.model.eval_state import DEFAULT_DATASETS, DEFAULT_SPLITS, ROLE_LABELS, ROLES, EvalState, subset_label
 from ran_viewer.services.evaluation import CoreBackend
 from ran_viewer.widgets.common import subscribe
 from ran_viewer.widgets.confusion_matrix import SOURCE_LABELS, QtConfusionMatrixView
@@ -416,7 +416,7 @@ class QtEvaluationWidget(QWidget):
             warnings.append(f"{unreadable} images could not be read and were left out.")
         empty = self.state.empty_subsets()
         if empty:
-            names = ", ".join(set_label(e) for e in empty)
+            names = ", ".join(subset_label(e) for e in empty)
             hint = ""
             if self.state.dataset == "ferplus" and self.state.split != "test":
                 hint = " The authors' FERPlus lists name test-split images: choose split 'test'."
@@ -488,8 +488,8 @@ class QtEvaluationWidget(QWidget):
             b.setVisible(source in available or not s.has_results)
         self.set_combo.blockSignals(True)
         self.set_combo.clear()
-        for name in s.set_names:
-            self.set_combo.addItem(set_label(name), name)
+        for name in s.subset_names:
+            self.set_combo.addItem(subset_label(name), name)
         self.set_combo.blockSignals(False)
         self._fill_table()
         self._on_view_changed()
@@ -550,7 +550,7 @@ class QtEvaluationWidget(QWidget):
         if values is not None:
             unit = "row %" if s.normalize else "counts"
             what = "RAN − baseline" if difference else SOURCE_LABELS[s.matrix_source]
-            self.matrix_title.setText(f"<b>{what}</b> · {set_label(s.matrix_set)} · {unit}")
+            self.matrix_title.setText(f"<b>{what}</b> · {subset_label(s.matrix_set)} · {unit}")
 
     def _on_source_clicked(self, source: str) -> None:
         if source in self.state.available_sources:
@@ -579,7 +579,7 @@ class QtEvaluationWidget(QWidget):
         items = s.cell_items()
         i, j = cell
         names = s.class_names
-        where = set_label(s.matrix_set)
+        where = subset_label(s.matrix_set)
         if s.matrix_source == "difference":
             n_ran = sum(1 for it in items if it.preds.get("ran") == j)
             title = (

@@ -13,7 +13,7 @@ from ran_viewer.model.eval_state import (
     ROLE_LABELS,
     BrowserFilter,
     EvalState,
-    set_label,
+    subset_label,
 )
 from ran_viewer.widgets.common import subscribe
 from ran_viewer.widgets.gallery import QtGalleryWidget
@@ -88,8 +88,8 @@ class QtSubsetBrowserWidget(QWidget):
 
     def _on_results_changed(self, _results: dict) -> None:
         s = self.state
-        subsets = [n for n in s.set_names if n != OVERALL] + ([OVERALL] if s.has_results else [])
-        _refill(self.subset_combo, [(set_label(n) if n != OVERALL else "All images", n) for n in subsets])
+        subsets = [n for n in s.subset_names if n != OVERALL] + ([OVERALL] if s.has_results else [])
+        _refill(self.subset_combo, [(subset_label(n) if n != OVERALL else "All images", n) for n in subsets])
         _refill(self.class_combo, [("All classes", _ALL)] + [(c, i) for i, c in enumerate(s.class_names)])
         _refill(self.judge_combo, [(ROLE_LABELS[r], r) for r in s.roles])
         both = len(s.roles) == 2
@@ -121,15 +121,17 @@ class QtSubsetBrowserWidget(QWidget):
                 "FERplus_dir) — to browse the occlusion and pose subsets."
             )
             return
-        if len(s.set_names) == 1:
+        if len(s.subset_names) == 1:
             self.gallery.set_placeholder(
                 "This evaluation has no subsets (no subset-list folder was given); showing all images."
             )
         else:
             self.gallery.set_placeholder("No image passes these filters.")
         items = s.browser_items()
-        counts = s.set_counts(f.subset)
-        parts = [f"<b>{set_label(f.subset) if f.subset != OVERALL else 'All images'}</b>: {counts.get('n', 0)} images"]
+        counts = s.subset_counts(f.subset)
+        parts = [
+            f"<b>{subset_label(f.subset) if f.subset != OVERALL else 'All images'}</b>: {counts.get('n', 0)} images"
+        ]
         for r in s.roles:
             n = counts.get("n", 0)
             ok = counts.get(f"{r}_correct", 0)

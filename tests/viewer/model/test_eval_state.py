@@ -44,7 +44,7 @@ def test_results_accuracy_rows_and_sets() -> None:
     s.set_results(make_pair())
     assert len(events) == 1
     assert s.roles == ["ran", "baseline"] and s.class_names == CLASSES
-    assert s.set_names == ["overall", "occlusion", "pose30"]
+    assert s.subset_names == ["overall", "occlusion", "pose30"]
     assert s.available_sources == ["ran", "baseline", "difference"]
     rows = {r["set"]: r for r in s.accuracy_rows()}
     assert rows["overall"]["n"] == 8 and rows["overall"]["acc"]["ran"] == pytest.approx(75.0)
@@ -145,7 +145,7 @@ def test_browser_filters() -> None:
         s.set_browser_filter(outcome="maybe")
     with pytest.raises(ValueError):
         s.set_browser_filter(true_class=7)
-    counts = s.set_counts("overall")
+    counts = s.subset_counts("overall")
     assert counts == {"n": 8, "ran_correct": 6, "baseline_correct": 4, "disagree": 4}
 
 

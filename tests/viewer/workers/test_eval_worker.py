@@ -59,7 +59,7 @@ def test_worker_evaluates_both_models_with_subsets(qtbot, ferplus, models) -> No
     # The state takes the worker's results as they are.
     s = EvalState()
     s.set_results(results)
-    assert s.set_names == ["overall", "occlusion", "pose30"]
+    assert s.subset_names == ["overall", "occlusion", "pose30"]
     assert len(s.browser_items()) == 2
 
 
