@@ -278,3 +278,42 @@ def test_calibrate_cli_saves_the_adjusted_model(tmp_path) -> None:
     assert (model.config.logit_bias is None) == (cal["tau"] == 0)
     assert cal["prior"][0] == pytest.approx(20 / 32)
     assert (out / "calibration.png").stat().st_size > 5000
+
+
+@pytest.mark.parametrize("fill", ["gray", "black", "mixed"])
+def test_erased_rectangles_are_filled_as_asked(fill: str) -> None:
+    """A white face erased with certainty: gray fills 0.5, black 0, mixed one of black / gray / noise per face."""
+    config = create_model("baseline_compact").config
+    x = torch.ones((64, 1, 48, 48))
+    aug = AugmentConfig(flip=0, erase=1.0, erase_fill=fill)
+    out, _ = RegionBatcher(config, aug, seed=3)._augment(x, None)
+    erased = out < 1
+    assert erased.flatten(1).any(1).all()  # every face lost a rectangle
+    values = [out[i][erased[i]] for i in range(len(out))]
+    if fill == "gray":
+        assert all(torch.all(v == 0.5) for v in values)
+    elif fill == "black":
+        assert all(torch.all(v == 0) for v in values)
+    else:
+        kinds = {"black" if torch.all(v == 0) else "gray" if torch.all(v == 0.5) else "noise" for v in values}
+        assert kinds == {"black", "gray", "noise"}
+        noisy = next(v for v in values if not torch.all(v == 0) and not torch.all(v == 0.5))
+        assert noisy.std() > 0.2  # uniform noise, not a flat value
+    with pytest.raises(ValueError, match="erase_fill"):
+        AugmentConfig(erase_fill="pink")
+    with pytest.raises(ValueError, match="--erase-fill"):
+        TrainConfig(data_root="x", erase_fill="pink")
+    assert AugmentConfig.preset("strong", fill).erase_fill == fill
+
+
+def test_gray_erasing_draws_the_same_random_stream_as_before() -> None:
+    """Adding fills must not change what a gray (default) run draws: resumed and earlier runs stay reproducible."""
+    config = create_model("baseline_compact").config
+    x = torch.rand((8, 1, 48, 48), generator=torch.Generator().manual_seed(0))
+    a = RegionBatcher(config, AugmentConfig.preset("strong"), seed=5)
+    b = RegionBatcher(config, AugmentConfig.preset("strong", "black"), seed=5)
+    out_a, _ = a._augment(x, None)
+    out_b, _ = b._augment(x, None)
+    same = out_a == out_b
+    assert same.float().mean() > 0.5 and not same.all()  # same geometry, different fill only
+    torch.testing.assert_close(a.generator.get_state(), b.generator.get_state())

@@ -77,6 +77,12 @@ def add_parser(sub: argparse._SubParsersAction, name: str, help_text: str) -> ar
         "brightness x0.2-1.2, erasing",
     )
     a(
+        "--erase-fill",
+        choices=["gray", "black", "mixed"],
+        help="fill of the erased rectangles of --augment modern/strong: gray, black, or mixed (black, gray or noise "
+        "per face) [gray]",
+    )
+    a(
         "--init-from",
         help="saved model, bundled name or run directory to start from (e.g. a trained baseline gives RAN its "
         "backbone)",

@@ -162,6 +162,9 @@ def cache_faces(dataset: FaceDataset, threads: int = 4, desc: str = "decoding") 
     return CachedFaces(images, targets, landmarks, valid, errors)
 
 
+ERASE_FILLS: tuple[str, ...] = ("gray", "black", "mixed")
+
+
 @dataclass
 class AugmentConfig:
     """Batch augmentation applied to the whole face before its regions are cut.
@@ -175,6 +178,8 @@ class AugmentConfig:
         erase: probability of erasing a random rectangle (a synthetic occlusion; Zhong et al. 2020).
         color: max relative brightness/contrast change (additive brightness, contrast about the mean).
         brightness: ``(lo, hi)`` range of a multiplicative brightness factor, or None.
+        erase_fill: what an erased rectangle is filled with: ``gray`` (0.5, the default), ``black``, or ``mixed`` (per
+            face one of black, gray or uniform noise, as sunglasses, masks and hands are rarely mid-gray).
     """
 
     flip: float = 0.5
@@ -185,8 +190,11 @@ class AugmentConfig:
     erase: float = 0.0
     color: float = 0.0
     brightness: tuple[float, float] | None = None
+    erase_fill: str = "gray"
 
     def __post_init__(self) -> None:
+        if self.erase_fill not in ERASE_FILLS:
+            raise ValueError(f"erase_fill must be one of {', '.join(ERASE_FILLS)}, got {self.erase_fill!r}")
         if self.brightness is not None:
             lo, hi = (float(v) for v in self.brightness)
             if not 0 <= lo <= hi:
@@ -209,13 +217,16 @@ class AugmentConfig:
         return cls(flip=0.5, rotate=30.0, scale=0.2, translate=0.2, shear=0.2, erase=0.25, brightness=(0.2, 1.2))
 
     @classmethod
-    def preset(cls, name: str) -> AugmentConfig | None:
-        """``none``, ``official``, ``modern`` or ``strong``."""
+    def preset(cls, name: str, erase_fill: str = "gray") -> AugmentConfig | None:
+        """``none``, ``official``, ``modern`` or ``strong``, with erased rectangles filled as ``erase_fill`` says."""
         if name == "none":
             return None
         if name not in AUGMENT_PRESETS:
             raise ValueError(f"unknown augmentation {name!r}; choose one of none, {', '.join(AUGMENT_PRESETS)}")
-        return getattr(cls, name)()
+        aug = getattr(cls, name)()
+        aug.erase_fill = erase_fill
+        aug.__post_init__()
+        return aug
 
 
 AUGMENT_PRESETS: tuple[str, ...] = ("official", "modern", "strong")
@@ -303,8 +314,18 @@ class RegionBatcher:
             ys = torch.arange(h).view(1, h, 1)
             in_x = (xs >= ex.view(-1, 1, 1)) & (xs < (ex + ew).view(-1, 1, 1))
             in_y = (ys >= ey.view(-1, 1, 1)) & (ys < (ey + eh).view(-1, 1, 1))
-            mask = in_x & in_y & erase.view(-1, 1, 1)
-            x = x.masked_fill(mask[:, None].to(dev), 0.5)
+            mask = (in_x & in_y & erase.view(-1, 1, 1))[:, None].to(dev)
+            if a.erase_fill == "gray":
+                x = x.masked_fill(mask, 0.5)
+            elif a.erase_fill == "black":
+                x = x.masked_fill(mask, 0.0)
+            else:  # mixed: each face's rectangle black, gray or noise (drawn only here: gray/black streams unchanged)
+                kind = (self._rand(b) * 3).long().clamp(max=2).to(dev).view(-1, 1, 1, 1)
+                noise = torch.rand(x.shape, generator=self.generator).to(dev)
+                fill = torch.where(
+                    kind == 0, torch.zeros_like(x), torch.where(kind == 1, torch.full_like(x, 0.5), noise)
+                )
+                x = torch.where(mask, fill, x)
         return x, lm
 
     def state_dict(self) -> dict:

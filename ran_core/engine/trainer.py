@@ -38,6 +38,7 @@ from tqdm.auto import tqdm
 from ran_core.config import ModelConfig
 from ran_core.data.pipeline import (
     AUGMENT_PRESETS,
+    ERASE_FILLS,
     AugmentConfig,
     CachedFaces,
     FaceDataset,
@@ -159,6 +160,7 @@ class TrainConfig:
     plateau_factor: float = 0.5
     early_stop: int | None = None
     augment: str | None = None
+    erase_fill: str = "gray"
     init_from: str | None = None
     attention_dropout: bool = False
     tta: str = "none"
@@ -219,6 +221,8 @@ class TrainConfig:
             self.augment = self.recipe
         if self.augment != "none" and self.augment not in AUGMENT_PRESETS:
             raise ValueError(f"--augment must be none or one of {AUGMENT_PRESETS}, got {self.augment!r}")
+        if self.erase_fill not in ERASE_FILLS:
+            raise ValueError(f"--erase-fill must be one of {ERASE_FILLS}, got {self.erase_fill!r}")
         if self.plateau_patience < 0 or not 0 < self.plateau_factor < 1:
             raise ValueError("--plateau-patience must be >= 0 and --plateau-factor in (0, 1)")
         if self.early_stop is not None and self.early_stop < 1:
@@ -454,7 +458,7 @@ class Trainer:
                     "(see ran_core.losses.max_rb_gap); choose a smaller margin"
                 )
         self.criterion = RANCriterion(cfg.lambda_rb, cfg.rb_margin, cfg.label_smoothing)
-        aug = AugmentConfig.preset(cfg.augment)
+        aug = AugmentConfig.preset(cfg.augment, cfg.erase_fill)
         self.batcher = RegionBatcher(self.config, aug, seed=cfg.seed + 1000 * self.rank)
         params = self.model.parameters()
         if cfg.optimizer == "sgd":
