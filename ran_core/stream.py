@@ -8,20 +8,30 @@ similarity transform fitted to them (RANSAC) moves the box and the landmarks, so
 framed as at detection. A face whose points cannot be followed asks for a detection on that very frame; a face that
 leaves the frame is dropped; a new face appears at the next detection.
 
+By default the detector runs off the frame loop (``async_detect``), on a thread of its own, so no frame waits for it:
+a frame hands the detector a downscaled copy and goes on with the tracked faces; when the detection comes back a few
+frames later, its boxes are carried forward to the current frame with the same optical flow and matched to the tracks.
+``async_detect=False`` detects inline, for results that must not depend on timing (tests, offline video).
+
 Example::
 
-    stream = StreamPredictor(Predictor("ran-ferplus", detector="mtcnn"))
-    for rgb in frames:
-        for face in stream(rgb):
-            print(face.track_id, face.label, face.box)
+    with StreamPredictor(Predictor("ran-ferplus", detector="mtcnn")) as stream:
+        for rgb in frames:
+            for face in stream(rgb):
+                print(face.track_id, face.label, face.box)
 
 :func:`measure_stream_fps` times the whole path (decode -> detect or track -> regions -> model) on a video file.
 """
 
 from __future__ import annotations
 
+import itertools
+import logging
 import statistics
+import threading
 import time
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +44,8 @@ from ran_core.faces.detectors import Detection
 from ran_core.faces.tracking import IoUTracker
 from ran_core.predictor import Predictor
 from ran_core.structures import FaceResult
+
+logger = logging.getLogger(__name__)
 
 # Detection every 10 frames at 320 px: on a 640x480 one-face video on a loaded 2-core CPU (measure_stream_fps, median
 # of 6 runs) MTCNN ran at 59 FPS, against 34 every 5 frames (29-50: too close to 30 when the machine is busy) and 13
@@ -57,6 +69,9 @@ _MIN_POINTS = 6
 _MAX_ZOOM_STEP = 1.25
 # Share of a box that must stay inside the frame; less and the face has left.
 _MIN_VISIBLE = 0.5
+# Tracking copies kept while a background detection runs (4 s at 30 FPS, 9 MB at 320x240): a detection that comes back
+# later than this is too old to carry forward and is dropped; the next one is asked for at once.
+_MAX_CARRY_FRAMES = 120
 
 
 @dataclass
@@ -64,23 +79,31 @@ class StreamTimings:
     """Wall-clock seconds spent on the last frame, per stage.
 
     Attributes:
-        detection: the detector on the downscaled copy (0 on frames that only track).
+        detection: time the frame loop spent on detection: the detector itself when detecting inline; with
+            ``async_detect`` only handing a copy to the detection thread and carrying a finished detection forward
+            (about 0), except on the first frame after a reset, which waits for its detection.
+        background_detection: with ``async_detect``, the detector's time on the detection thread for the result
+            applied on this frame (0 on other frames), so the detector's cost stays visible.
         tracking: the gray copy and optical flow of every face.
         alignment: alignment, region boxes, crops and normalisation.
         model: the forward pass.
-        detected: whether the detector ran on this frame.
+        detected: a fresh detection was applied on this frame (inline: the detector ran on it).
+        detection_lag: frames between the frame that detection was made on and this one (0 when inline).
         faces: faces returned.
     """
 
     detection: float = 0.0
+    background_detection: float = 0.0
     tracking: float = 0.0
     alignment: float = 0.0
     model: float = 0.0
     detected: bool = False
+    detection_lag: int = 0
     faces: int = 0
 
     @property
     def total(self) -> float:
+        """Seconds the frame loop spent (the background detection is not part of it)."""
         return self.detection + self.tracking + self.alignment + self.model
 
 
@@ -95,6 +118,8 @@ class _Track:
 
 class StreamPredictor:
     """Faces of consecutive video frames with stable ``track_id``s, detecting only every ``detect_every`` frames.
+
+    Call it from one thread (the frame loop); :meth:`reset` and :meth:`close` from that thread too.
 
     Args:
         predictor: the :class:`~ran_core.predictor.Predictor` whose detector and model are used. On first use its
@@ -114,6 +139,10 @@ class StreamPredictor:
         detector: the detector for the frames (a name or a detector; ``None``: the predictor's). ``"camera"`` picks
             the fastest one that keeps recall (:func:`ran_core.faces.detectors.resolve_camera_auto`: BlazeFace when
             installed).
+        async_detect: run the detector on a background thread so that no frame waits for it (see
+            :meth:`_detect_async`); the first frame after a reset still waits, as there is nothing to track yet.
+            ``False`` detects inline: the faces of every frame then depend only on the frames, never on timing.
+            The thread starts on first use; :meth:`close` (or a ``with`` block) stops it.
     """
 
     def __init__(
@@ -127,6 +156,7 @@ class StreamPredictor:
         num_threads: int | None = 1,
         tune: bool = True,
         detector: Any = None,
+        async_detect: bool = True,
     ) -> None:
         if detect_every < 1:
             raise ValueError(f"detect_every must be at least 1, got {detect_every}")
@@ -153,19 +183,32 @@ class StreamPredictor:
         self.max_missed = max_missed
         self.num_threads = num_threads
         self.tune = tune
+        self.async_detect = async_detect
         self.timings = StreamTimings()
-        self.detections = 0  # detector calls since the last reset
+        self.detections = 0  # detector runs started since the last reset
+        self.detection_errors = 0  # background detections that raised, since construction
+        self.discarded = 0  # background results dropped: made before a reset, or too old to carry forward
         self.tuning: dict[str, Any] = {}  # what warmup() chose: channels_last, region_chunk, ms per face
         self._warm = False
+        self._worker: _DetectionWorker | None = None
+        self._stop_worker: weakref.finalize | None = None
+        self._tokens = itertools.count()
         self.reset()
 
     def reset(self) -> None:
-        """Forget all faces (a new video or camera); the next frame is detected and ids start again at 0."""
+        """Forget all faces (a new video or camera); the next frame is detected and ids start again at 0.
+
+        A background detection still running is left to finish, and its result is thrown away: it was made on a
+        frame of the old video.
+        """
         self._tracks: list[_Track] = []
         self._ids = IoUTracker(max_missed=self.max_missed)
         self._prev_gray: np.ndarray | None = None
         self._frame_shape: tuple[int, ...] | None = None
         self._since_detection: int | None = None  # frames since the last detection; None before the first
+        self._frame_index = -1  # frames since the reset, the current one included, minus one
+        self._pending: int | None = None  # token of the background detection whose result this stream awaits
+        self._carry: list[np.ndarray] | None = None  # tracking copies from that detection's frame to the current one
         self.detections = 0
 
     def warmup(self) -> None:
@@ -175,6 +218,36 @@ class StreamPredictor:
         if self.tune:
             self.tuning = _tune_model(self.predictor)
         self._warm = True
+
+    def close(self, timeout: float | None = None) -> None:
+        """Stop the detection thread, after the detection it is running (if any) ends; a later frame starts a new one.
+
+        Args:
+            timeout: seconds to wait for the thread (``None``: until it ends). It is a daemon thread, so a detector
+                that never returns cannot hold up the interpreter's exit.
+        """
+        if self._stop_worker is not None:
+            self._stop_worker.detach()
+            self._stop_worker = None
+        if self._worker is not None:
+            self._worker.close(timeout)
+            self._worker = None
+        self._pending, self._carry = None, None
+
+    def __enter__(self) -> StreamPredictor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def wait_for_detection(self, timeout: float | None = None) -> bool:
+        """Block until the background detection in flight, if any, has finished; the next frame applies its result.
+
+        For tests and callers that want a known point; the frame loop never needs it. Returns ``False`` on timeout.
+        """
+        if self._pending is None or self._worker is None:
+            return True
+        return self._worker.wait_idle(timeout)
 
     def __call__(self, frame_rgb: np.ndarray) -> list[FaceResult]:
         """Faces in the next frame, an ``(H, W, 3)`` uint8 RGB array, each with its ``track_id``."""
@@ -186,22 +259,27 @@ class StreamPredictor:
         if frame.shape != self._frame_shape:  # another camera or resolution: nothing carries over
             self.reset()
             self._frame_shape = frame.shape
+        self._frame_index += 1
         timings = StreamTimings()
         t0 = time.perf_counter()
-        due = self._since_detection is None or self._since_detection + 1 >= self.detect_every
-        gray = None
+        gray, scale = None, (1.0, 1.0)
         if self.track:
             gray, scale = _downscaled(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), TRACK_MAX_SIDE)
             if self._tracks and self._prev_gray is not None:
-                self._follow(self._prev_gray, gray, scale)
+                _follow(self._tracks, self._prev_gray, gray, scale)
             self._drop_outside(frame.shape)
-            due = due or any(t.quality < self.min_quality for t in self._tracks)
         t1 = time.perf_counter()
-        if due:
-            self._detect(frame)
-            self._since_detection = 0
+        if self.async_detect:
+            self._detect_async(frame, gray, scale, timings)
         else:
-            self._since_detection += 1
+            due = self._since_detection is None or self._since_detection + 1 >= self.detect_every
+            due = due or any(t.quality < self.min_quality for t in self._tracks)
+            if due:
+                self._detect(frame)
+                self._since_detection = 0
+            else:
+                self._since_detection += 1
+            timings.detected = due
         t2 = time.perf_counter()
         self._prev_gray = gray
         dets = [Detection(tuple(t.box), t.score, t.landmarks) for t in self._tracks]
@@ -209,7 +287,7 @@ class StreamPredictor:
         for face, t in zip(faces, self._tracks):
             face.track_id = t.id
         pt = self.predictor.timings
-        timings.detection, timings.tracking, timings.detected = t2 - t1, t1 - t0, due
+        timings.detection, timings.tracking = t2 - t1, t1 - t0
         timings.alignment, timings.model, timings.faces = pt.alignment, pt.model, len(faces)
         self.timings = timings
         return faces
@@ -220,16 +298,106 @@ class StreamPredictor:
         small, (sx, sy) = _downscaled(frame, self.detect_max_side)
         found = [_rescaled(d, sx, sy) for d in self.detector.detect(small)]
         self.detections += 1
+        self._apply(_new_tracks(found))
+
+    def _detect_async(
+        self, frame: np.ndarray, gray: np.ndarray | None, scale: tuple[float, float], timings: StreamTimings
+    ) -> None:
+        """Detection off the frame loop: take a finished detection, carry it to this frame, ask for the next one.
+
+        At most one detection is in flight. Its result describes the frame it was made on, some frames back; the
+        loop keeps the tracking copies of the frames since then (only while a detection is in flight) and moves the
+        detected boxes and landmarks through them with the same optical flow that moves the tracks, frame by frame,
+        then matches them to the tracks as an inline detection would be. Carrying the boxes, rather than replaying
+        each track's motion, also places faces the tracks did not know yet. A box whose points cannot be followed
+        keeps its last place and asks for a new detection at once, as a lost track does.
+        """
+        if self._carry is not None and gray is not None:
+            if len(self._carry) < _MAX_CARRY_FRAMES:
+                self._carry.append(gray)
+            else:  # the detection is too old to carry forward: forget it (counted when it comes), ask again
+                self._pending, self._carry = None, None
+        if self._since_detection is None:  # nothing to track yet: this frame waits for its detection
+            self._submit(frame, gray)
+            self._since_detection = 0
+            result = self._collect(block=True)
+        else:
+            self._since_detection += 1
+            result = self._collect(block=False)
+        if result is not None:
+            self._apply_result(result, scale, timings)
+        due = self._since_detection >= self.detect_every or any(t.quality < self.min_quality for t in self._tracks)
+        if due and self._pending is None:
+            self._submit(frame, gray)
+            self._since_detection = 0
+
+    def _submit(self, frame: np.ndarray, gray: np.ndarray | None) -> None:
+        small, _ = _downscaled(frame, self.detect_max_side)
+        if np.shares_memory(small, frame):  # the caller may reuse its frame buffer while the detector reads
+            small = small.copy()
+        if self._worker is None:
+            self._worker = _DetectionWorker(self.detector.detect)
+            # A stream dropped without close() stops its thread when it is collected (not at exit: it is a daemon).
+            self._stop_worker = weakref.finalize(self, self._worker.close, 1.0)
+            self._stop_worker.atexit = False
+        self._pending = next(self._tokens)
+        self._carry = [gray] if gray is not None else None
+        self._worker.submit(_DetectionJob(self._pending, self._frame_index, small))
+        self.detections += 1
+
+    def _collect(self, block: bool) -> _DetectionResult | None:
+        """The result of the detection this stream awaits once it has finished (waiting for it when ``block``)."""
+        while self._pending is not None and self._worker is not None:
+            results = self._worker.take(block)
+            for r in results:
+                if r.token == self._pending:
+                    self._pending = None
+                    return r
+                self.discarded += 1  # submitted before a reset, or given up as too old
+            if not results:
+                if block:  # the worker holds no job of ours (it was closed): nothing will come
+                    self._pending, self._carry = None, None
+                return None
+        return None
+
+    def _apply_result(self, result: _DetectionResult, scale: tuple[float, float], timings: StreamTimings) -> None:
+        carry, self._carry = self._carry, None
+        timings.background_detection = result.seconds
+        if result.error is not None:
+            self.detection_errors += 1
+            logger.warning(
+                "face detection failed on a background thread (%s: %s); the faces are tracked until the next one",
+                type(result.error).__name__,
+                result.error,
+                exc_info=result.error if self.detection_errors == 1 else None,
+            )
+            return
+        (h, w), (small_h, small_w) = self._frame_shape[:2], result.image_shape
+        fresh = _new_tracks([_rescaled(d, w / small_w, h / small_h) for d in result.found])
+        if carry is not None and len(carry) > 1 and fresh:
+            lowest = np.ones(len(fresh))
+            for prev, gray in itertools.pairwise(carry):
+                _follow(fresh, prev, gray, scale)
+                lowest = np.minimum(lowest, [t.quality for t in fresh])
+            for t, q in zip(fresh, lowest):
+                t.quality = float(q)
+        self._apply(fresh)
+        timings.detected = True
+        timings.detection_lag = self._frame_index - result.frame_index
+
+    def _apply(self, fresh: list[_Track]) -> None:
+        """Make ``fresh`` detections (in the current frame) the tracks, keeping the ids of the faces they continue."""
         # Match against where the faces are now (tracked), not where they were at the last detection.
         by_id = {t.id: t for t in self._tracks}
         for tr in self._ids.tracks:
             if tr.id in by_id:
                 tr.box = by_id[tr.id].box.copy()
-        ids = self._ids.update([d.box for d in found])
+        ids = self._ids.update([t.box for t in fresh])
         kept_ids = {tr.id for tr in self._ids.tracks}
         tracks = []
-        for tid, det in zip(ids, found):
-            tracks.append(_Track(tid, np.array(det.box, dtype=np.float64), det.landmarks, det.score))
+        for tid, t in zip(ids, fresh):
+            t.id = tid
+            tracks.append(t)
             by_id.pop(tid, None)
         # A face the detector missed stays while it is still followed well (a blink, motion blur), up to max_missed.
         for t in by_id.values():
@@ -237,49 +405,6 @@ class StreamPredictor:
                 tracks.append(t)
         tracks.sort(key=lambda t: t.id)
         self._set_tracks(tracks)
-
-    def _follow(self, prev: np.ndarray, gray: np.ndarray, scale: tuple[float, float]) -> None:
-        """Move every track from ``prev`` to ``gray`` (tracking copies, ``scale`` = frame px per copy px)."""
-        sx, sy = scale
-        seeds, owners = [], []
-        for i, t in enumerate(self._tracks):
-            pts = _corners(prev, t.box / [sx, sy, sx, sy])
-            seeds.append(pts)
-            owners.append(np.full(len(pts), i))
-        p0 = np.concatenate(seeds).astype(np.float32).reshape(-1, 1, 2)
-        owner = np.concatenate(owners)
-        if len(p0) == 0:
-            for t in self._tracks:
-                t.quality = 0.0
-            return
-        p1, st1, _ = cv2.calcOpticalFlowPyrLK(prev, gray, p0, None, **_LK)
-        back, st2, _ = cv2.calcOpticalFlowPyrLK(gray, prev, p1, None, **_LK)
-        fb = np.linalg.norm((p0 - back).reshape(-1, 2), axis=1)
-        good = (st1.ravel() == 1) & (st2.ravel() == 1) & (fb < _FB_MAX_PX)
-        to_copy = np.diag([1 / sx, 1 / sy])
-        for i, t in enumerate(self._tracks):
-            sel = owner == i
-            ok = sel & good
-            t.quality = 0.0
-            if ok.sum() < _MIN_POINTS:
-                continue
-            m, inliers = cv2.estimateAffinePartial2D(
-                p0[ok].reshape(-1, 2), p1[ok].reshape(-1, 2), method=cv2.RANSAC, ransacReprojThreshold=_RANSAC_PX
-            )
-            if m is None:
-                continue
-            zoom = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
-            if not 1 / _MAX_ZOOM_STEP < zoom < _MAX_ZOOM_STEP:
-                continue
-            # The same motion in frame pixels: copy = D @ frame, so frame' = D^-1 (A D p + b).
-            lin = np.linalg.inv(to_copy) @ m[:, :2] @ to_copy
-            shift = np.linalg.inv(to_copy) @ m[:, 2]
-            centre = lin @ ((t.box[:2] + t.box[2:]) / 2) + shift
-            half = (t.box[2:] - t.box[:2]) / 2 * zoom
-            t.box = np.concatenate([centre - half, centre + half])
-            if t.landmarks is not None:
-                t.landmarks = t.landmarks @ lin.T + shift
-            t.quality = float(inliers.sum()) / float(sel.sum())
 
     def _drop_outside(self, shape: tuple[int, ...]) -> None:
         h, w = shape[:2]
@@ -289,6 +414,138 @@ class StreamPredictor:
         self._tracks = tracks
         alive = {t.id for t in tracks}
         self._ids.tracks = [tr for tr in self._ids.tracks if tr.id in alive]
+
+
+# --- the detection thread -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class _DetectionJob:
+    token: int
+    frame_index: int
+    image: np.ndarray  # the downscaled copy the detector sees
+
+
+@dataclass
+class _DetectionResult:
+    token: int
+    frame_index: int
+    image_shape: tuple[int, int]  # (H, W) of the copy the boxes are in
+    found: list[Detection]
+    seconds: float
+    error: Exception | None = None
+
+
+class _DetectionWorker:
+    """A daemon thread that runs ``detect`` on one submitted image at a time and keeps the results until taken.
+
+    It holds no reference to its stream, so a stream dropped without ``close()`` can be collected and its finalizer
+    stop the thread. A job submitted while another waits to start replaces it.
+    """
+
+    def __init__(self, detect: Callable[[np.ndarray], list[Detection]]) -> None:
+        self._detect = detect
+        self._cond = threading.Condition()
+        self._job: _DetectionJob | None = None
+        self._running = False
+        self._done: list[_DetectionResult] = []
+        self._stop = False
+        self.thread = threading.Thread(target=self._run, name="ran-core-detect", daemon=True)
+        self.thread.start()
+
+    def submit(self, job: _DetectionJob) -> None:
+        with self._cond:
+            self._job = job
+            self._cond.notify_all()
+
+    def take(self, block: bool) -> list[_DetectionResult]:
+        """Finished results, oldest first; with ``block``, waits for one while a job is queued or running."""
+        with self._cond:
+            if block:
+                self._cond.wait_for(lambda: self._done or self._stop or (self._job is None and not self._running))
+            done, self._done = self._done, []
+            return done
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: self._stop or (self._job is None and not self._running), timeout)
+
+    def close(self, timeout: float | None = None) -> None:
+        with self._cond:
+            self._stop, self._job = True, None
+            self._cond.notify_all()
+        if threading.current_thread() is not self.thread:
+            self.thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._job is not None or self._stop)
+                if self._stop:
+                    return
+                job, self._job, self._running = self._job, None, True
+            t0 = time.perf_counter()
+            found, error = [], None
+            try:
+                found = list(self._detect(job.image))
+            except Exception as exc:  # noqa: BLE001 - reported to the frame loop, which carries on tracking
+                error = exc
+            result = _DetectionResult(
+                job.token, job.frame_index, job.image.shape[:2], found, time.perf_counter() - t0, error
+            )
+            with self._cond:
+                self._running = False
+                self._done.append(result)
+                self._cond.notify_all()
+
+
+def _follow(tracks: list[_Track], prev: np.ndarray, gray: np.ndarray, scale: tuple[float, float]) -> None:
+    """Move ``tracks`` from ``prev`` to ``gray`` (tracking copies, ``scale`` = frame px per copy px), in place."""
+    sx, sy = scale
+    seeds, owners = [], []
+    for i, t in enumerate(tracks):
+        pts = _corners(prev, t.box / [sx, sy, sx, sy])
+        seeds.append(pts)
+        owners.append(np.full(len(pts), i))
+    p0 = np.concatenate(seeds).astype(np.float32).reshape(-1, 1, 2)
+    owner = np.concatenate(owners)
+    if len(p0) == 0:
+        for t in tracks:
+            t.quality = 0.0
+        return
+    p1, st1, _ = cv2.calcOpticalFlowPyrLK(prev, gray, p0, None, **_LK)
+    back, st2, _ = cv2.calcOpticalFlowPyrLK(gray, prev, p1, None, **_LK)
+    fb = np.linalg.norm((p0 - back).reshape(-1, 2), axis=1)
+    good = (st1.ravel() == 1) & (st2.ravel() == 1) & (fb < _FB_MAX_PX)
+    to_copy = np.diag([1 / sx, 1 / sy])
+    for i, t in enumerate(tracks):
+        sel = owner == i
+        ok = sel & good
+        t.quality = 0.0
+        if ok.sum() < _MIN_POINTS:
+            continue
+        m, inliers = cv2.estimateAffinePartial2D(
+            p0[ok].reshape(-1, 2), p1[ok].reshape(-1, 2), method=cv2.RANSAC, ransacReprojThreshold=_RANSAC_PX
+        )
+        if m is None:
+            continue
+        zoom = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
+        if not 1 / _MAX_ZOOM_STEP < zoom < _MAX_ZOOM_STEP:
+            continue
+        # The same motion in frame pixels: copy = D @ frame, so frame' = D^-1 (A D p + b).
+        lin = np.linalg.inv(to_copy) @ m[:, :2] @ to_copy
+        shift = np.linalg.inv(to_copy) @ m[:, 2]
+        centre = lin @ ((t.box[:2] + t.box[2:]) / 2) + shift
+        half = (t.box[2:] - t.box[:2]) / 2 * zoom
+        t.box = np.concatenate([centre - half, centre + half])
+        if t.landmarks is not None:
+            t.landmarks = t.landmarks @ lin.T + shift
+        t.quality = float(inliers.sum()) / float(sel.sum())
+
+
+def _new_tracks(found: list[Detection]) -> list[_Track]:
+    """Detections in frame pixels as tracks without an id yet."""
+    return [_Track(-1, np.array(d.box, dtype=np.float64), d.landmarks, d.score) for d in found]
 
 
 def _downscaled(image: np.ndarray, max_side: int | None) -> tuple[np.ndarray, tuple[float, float]]:
@@ -371,8 +628,9 @@ def measure_stream_fps(
     """Run the live path over a video file and time every stage, frame by frame.
 
     Each frame is decoded (``cv2.VideoCapture``, BGR -> RGB) and given to a :class:`StreamPredictor` (built with
-    its defaults from a plain :class:`~ran_core.predictor.Predictor`; a given stream is reset first). Thread setup
-    and model tuning happen before the clock starts; every frame after that is timed, the first detection included.
+    its defaults from a plain :class:`~ran_core.predictor.Predictor`, so detecting on a background thread, and closed
+    at the end; a given stream is reset first and left open). Thread setup and model tuning happen before the clock
+    starts; every frame after that is timed, the first detection included.
 
     Args:
         video_path: any video OpenCV can read.
@@ -381,26 +639,33 @@ def measure_stream_fps(
 
     Returns:
         ``fps``: frames per second end to end (frames / total seconds); ``frames``: frames timed;
-        ``faces_per_frame``: mean faces returned; ``detections``: detector runs; ``ms``: mean milliseconds per frame
-        of ``decode``, ``detect`` (amortised over all frames), ``track``, ``align_regions``, ``model``, ``other``
-        (the rest of the path: result objects, bookkeeping) and ``total``; ``latency_ms``: ``median``, ``p95`` and
-        ``max`` of one frame's total; ``settings``: the stream's detector name, ``detect_every``,
-        ``detect_max_side`` and ``track``.
+        ``faces_per_frame``: mean faces returned; ``detections``: detector runs; ``detection_errors``: detector
+        runs that raised (background only); ``detector_ms_per_run``: median milliseconds of one detector run, in the
+        loop or on the background thread; ``max_detection_lag``: most frames between the frame a detection was made
+        on and the frame it was applied to (0 when inline); ``ms``: mean milliseconds per frame of ``decode``,
+        ``detect`` (the loop's share, amortised over all frames), ``detect_background`` (the detector on its thread,
+        amortised likewise; not part of ``total``), ``track``, ``align_regions``, ``model``, ``other`` (the rest of
+        the path: result objects, bookkeeping) and ``total``; ``latency_ms``: ``median``, ``p95`` and ``max`` of one
+        frame's total; ``settings``: the stream's detector name, ``detect_every``, ``detect_max_side``, ``track``,
+        ``async_detect`` and the model's ``backend`` (``torch`` or ``onnx``).
 
     Raises:
         ValueError: the video cannot be opened or has no frames.
     """
     stream = predictor_or_stream
-    if isinstance(stream, Predictor):
+    owned = isinstance(stream, Predictor)
+    if owned:
         stream = StreamPredictor(stream)
     stream.reset()
     stream.warmup()
     cap = cv2.VideoCapture(str(video_path))
     if not cap.isOpened():
         raise ValueError(f"cannot open video {video_path}")
-    keys = ("decode", "detect", "track", "align_regions", "model", "other", "total")
+    keys = ("decode", "detect", "detect_background", "track", "align_regions", "model", "other", "total")
     per_frame: dict[str, list[float]] = {k: [] for k in keys}
     faces: list[int] = []
+    runs: list[float] = []  # seconds of each detector run applied
+    lags: list[int] = []
     try:
         while max_frames is None or len(faces) < max_frames:
             t0 = time.perf_counter()
@@ -412,23 +677,31 @@ def measure_stream_fps(
             result = stream(rgb)
             t2 = time.perf_counter()
             tm = stream.timings
-            parts = (t1 - t0, tm.detection, tm.tracking, tm.alignment, tm.model)
+            parts = (t1 - t0, tm.detection, tm.background_detection, tm.tracking, tm.alignment, tm.model)
             for key, value in zip(keys, parts):
                 per_frame[key].append(value)
             per_frame["other"].append(max(0.0, (t2 - t1) - tm.total))
             per_frame["total"].append(t2 - t0)
             faces.append(len(result))
+            if tm.detected:
+                runs.append(tm.background_detection if stream.async_detect else tm.detection)
+                lags.append(tm.detection_lag)
     finally:
         cap.release()
+        if owned:
+            stream.close()
     if not faces:
         raise ValueError(f"no frames could be read from {video_path}")
     total = np.asarray(per_frame["total"])
-    detector = stream.predictor.detector
+    detector = stream.detector
     return {
         "fps": len(faces) / float(total.sum()),
         "frames": len(faces),
         "faces_per_frame": float(np.mean(faces)),
         "detections": stream.detections,
+        "detection_errors": stream.detection_errors,
+        "detector_ms_per_run": 1000 * float(np.median(runs)) if runs else None,
+        "max_detection_lag": max(lags, default=0),
         "ms": {k: 1000 * float(np.mean(v)) for k, v in per_frame.items()},
         "latency_ms": {
             "median": 1000 * float(np.median(total)),
@@ -440,5 +713,7 @@ def measure_stream_fps(
             "detect_every": stream.detect_every,
             "detect_max_side": stream.detect_max_side,
             "track": stream.track,
+            "async_detect": stream.async_detect,
+            "backend": getattr(stream.predictor, "backend", "torch"),
         },
     }
