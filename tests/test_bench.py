@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -92,6 +93,19 @@ def test_camera_path_with_a_stub_detector() -> None:
     assert set(cam["ms_per_frame"]) == {"decode", "detection", "alignment_regions", "model", "overlay", "total"}
     assert set(cam["per_face_latency_ms"]) == {"detection", "alignment_regions", "model"}
     assert cam["end_to_end_fps"] > 0 and set(cam["detect_every"]) == {"1", "2"}
+    # the headline is the camera path as the app runs it; the PyTorch path with inline detection is kept beside it
+    app, before = cam["live"], cam["live_sync_torch"]
+    assert cam["end_to_end_fps"] == app["fps"] and before["fps"] > 0
+    assert app["settings"]["async_detect"] is True and before["settings"]["async_detect"] is False
+    assert before["settings"]["backend"] == "torch" and before["max_detection_lag"] == 0
+    if all(importlib.util.find_spec(m) for m in ("onnxruntime", "onnxscript", "onnx")):  # the `onnx` extra
+        assert app["settings"]["backend"] == "onnx" and app["settings"]["onnx_threads"] == 1
+    else:
+        assert app["settings"]["backend"] == "torch" and "onnx_fallback" in app
+    assert app["frames"] == before["frames"] == 4 and app["faces_per_frame"] == before["faces_per_frame"] == 1.0
+    report = bench.format_report({"machine": bench.machine_info(CPU), "camera": cam})
+    assert "live path as the app runs it" in report and "before: PyTorch, detection inside the frame loop" in report
+    assert "on a background thread" in report and "latency median" in report
 
 
 def test_camera_path_says_why_it_is_skipped() -> None:
@@ -161,3 +175,38 @@ def test_onnx_rows_compare_torch_and_onnxruntime() -> None:
     assert res["onnx_vs_torch_speedup"] == res["rows"][0]["onnx_vs_torch_speedup"]
     report = bench.format_report({"machine": bench.machine_info(torch.device("cpu")), "onnx": {"ran": res}})
     assert "ONNX Runtime" in report and "onnxruntime f/s" in report
+
+
+def test_peak_memory_probe_sees_an_allocation() -> None:
+    from ran_core.bench.training import _PeakMemory
+
+    with _PeakMemory(CPU) as mem:
+        block = np.ones(64 * 2**20, np.uint8)  # 64 MB, written so the pages are resident
+        del block
+    if not mem.method.startswith("peak RSS"):
+        pytest.skip(f"no per-block peak here ({mem.method})")
+    assert 60 <= mem.peak_mb < 200
+
+
+def test_report_formats_a_saved_result_without_running_anything() -> None:
+    """report.py needs only the JSON: a result read back from ``--json`` prints the same tables."""
+    live = {
+        "fps": 120.0, "frames": 20, "faces_per_frame": 1.0, "detections": 2, "detection_errors": 1,
+        "detector_ms_per_run": 2.0, "max_detection_lag": 1, "ms": {"decode": 1.0, "total": 8.0},
+        "latency_ms": {"median": 7.5, "p95": 9.5, "max": 12.0},
+        "settings": {"detector": "blazeface", "detect_every": 10, "detect_max_side": 320, "track": True,
+                     "async_detect": True, "backend": "onnx", "onnx_threads": 1},
+    }  # fmt: skip
+    machine = bench.machine_info(CPU)
+    result = json.loads(json.dumps({"machine": machine, "camera": {"skipped": "no camera"}, "end_to_end_fps": None}))
+    text = bench.format_report(result)
+    assert "skipped: no camera" in text and "end_to_end_fps: -" in text
+    cam = {"video": "v", "detector": "blazeface", "model": "m", "frames": 20, "frames_with_one_face": 20,
+           "ms_per_frame": {"total": 10.0}, "every_frame_fps": 100.0, "live": live,
+           "live_sync_torch": {"skipped": "stream path failed (boom)"}}  # fmt: skip
+    text = bench.format_report({"machine": machine, "camera": cam, "end_to_end_fps": 120.0})
+    assert "live path as the app runs it: 120.0 fps, latency median 7.5 / p95 9.5 / max 12.0 ms" in text
+    assert "model on ONNX Runtime, 1 thread(s); detector blazeface on a background thread, every 10 frames" in text
+    assert "applied up to 1 frame(s) later" in text and "1 detector runs failed" in text
+    assert "before: PyTorch, detection inside the frame loop: skipped (stream path failed (boom))" in text
+    assert text.endswith("end_to_end_fps: 120.0")
