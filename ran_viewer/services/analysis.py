@@ -160,7 +160,7 @@ class Analyzer:
     def _stream_for(self, lead: Any) -> Any:
         if self._stream is not None and self._stream_lead is lead:
             return self._stream
-        self._stream = None
+        self.close_stream()
         try:
             from ran_core.predictor import Predictor
             from ran_core.stream import StreamPredictor
@@ -179,6 +179,14 @@ class Analyzer:
                 self._stream = StreamPredictor(pred, detect_every=self.detect_every)
             self._stream_lead = lead
         return self._stream
+
+    def close_stream(self) -> None:
+        """End the camera session's stream: stops its background detection thread (it is made again on the next
+        frame). Call it from the thread that analyses frames, when the camera stops or this analyzer is replaced."""
+        stream, self._stream, self._stream_lead = self._stream, None, None
+        close = getattr(stream, "close", None)
+        if callable(close):
+            close()
 
     def reset_tracking(self) -> None:
         """Forget the faces of earlier frames (a new camera session)."""

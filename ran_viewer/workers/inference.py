@@ -39,6 +39,7 @@ class _Request:
     occluders: tuple[Occluder, ...] = ()
     faces: tuple[FaceResult, ...] = ()
     frame_index: int = -1
+    frame_time: float | None = None
 
 
 class InferenceWorker(QThread):
@@ -131,11 +132,12 @@ class InferenceWorker(QThread):
             )
             return self._seq
 
-    def submit_frame(self, frame: np.ndarray, index: int) -> int:
-        """A camera frame (called from the camera thread); a frame still waiting is dropped in its favour."""
+    def submit_frame(self, frame: np.ndarray, index: int, time_s: float | None = None) -> int:
+        """A camera frame (called from the camera thread) taken at ``time_s`` seconds (in the video file, or since the
+        camera opened); a frame still waiting is dropped in its favour."""
         with QMutexLocker(self._mutex):
             self._seq += 1
-            self._put(_Request("frame", self._seq, self._seq, frame, "camera", frame_index=index))
+            self._put(_Request("frame", self._seq, self._seq, frame, "camera", frame_index=index, frame_time=time_s))
             return self._seq
 
     def set_frame_occluders(self, occluders: list[Occluder]) -> None:
@@ -153,6 +155,12 @@ class InferenceWorker(QThread):
             self.dropped_frames = 0
             self._fps = RateMeter()
             self._control.append(("reset_tracking", None))
+            self._cond.wakeAll()
+
+    def end_frames(self) -> None:
+        """The camera stopped: close the frame stream (its detection thread) on the worker thread, between requests."""
+        with QMutexLocker(self._mutex):
+            self._control.append(("close_stream", None))
             self._cond.wakeAll()
 
     def take_result(self) -> Analysis | None:
@@ -196,6 +204,7 @@ class InferenceWorker(QThread):
                 self._cond.wait(self._mutex)
             if self._stop:
                 self._mutex.unlock()
+                self.analyzer.close_stream()  # its detection thread ends with this one
                 return
             item: Any = None
             request: _Request | None = None
@@ -214,7 +223,11 @@ class InferenceWorker(QThread):
 
     def _do_control(self, what: str, payload: Any) -> None:
         if what == "analyzer":
+            self.analyzer.close_stream()
             self.analyzer = payload
+            return
+        if what == "close_stream":
+            self.analyzer.close_stream()
             return
         if what == "reset_tracking":
             self.analyzer.reset_tracking()
@@ -230,6 +243,7 @@ class InferenceWorker(QThread):
         with QMutexLocker(self._mutex):
             mode = self._face_mode
         analyzer.set_face_mode(mode)
+        self.analyzer.close_stream()
         self.analyzer = analyzer
         self.sig_models_loaded.emit(info)
 
@@ -262,6 +276,7 @@ class InferenceWorker(QThread):
                 baseline_faces=base_faces,
                 seconds=time.perf_counter() - t0,
                 frame_index=req.frame_index,
+                frame_time=req.frame_time,
                 dropped=self.dropped_frames,
                 models_loaded=self.analyzer.loaded,
             )

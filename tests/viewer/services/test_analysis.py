@@ -74,6 +74,13 @@ def test_camera_frames_with_a_real_predictor_detect_only_now_and_then(tiny_model
     assert ids == [ids[0]] * 8 and an._stream.detections < 8
     an.reset_tracking()
     assert an._stream.detections == 0
+    thread = an._stream._worker.thread  # detection runs on the stream's own thread
+    assert thread.is_alive()
+    an.close_stream()  # the camera stopped: the thread ends, a new stream is made on the next frame
+    assert an._stream is None and not thread.is_alive()
+    again, _ = an.analyze_frame(np.ascontiguousarray(photo[10:410, 40:440]), 9)
+    assert len(again) == 1 and an._stream is not None
+    an.close_stream()
 
 
 def test_camera_frames_use_the_fast_detector_and_onnx_runtime_when_left_to_auto(tiny_models) -> None:
