@@ -120,7 +120,7 @@ class _ThumbJob(QRunnable):
             pass
 
 
-class ThumbnailCache(QObject):
+class _ThumbnailCache(QObject):
     """Decodes thumbnails on a private thread pool; ``sig_ready(path)`` says a requested thumbnail is now cached."""
 
     sig_ready = Signal(str)
@@ -174,12 +174,12 @@ class ThumbnailCache(QObject):
         self.sig_ready.emit(path)
 
 
-class GalleryModel(QAbstractListModel):
+class _GalleryModel(QAbstractListModel):
     """List model of :class:`GalleryItem` whose decoration is a lazily loaded thumbnail."""
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.cache = ThumbnailCache(THUMB, self)
+        self.cache = _ThumbnailCache(THUMB, self)
         self.cache.sig_ready.connect(self._on_thumbnail_ready)
         self._items: list[GalleryItem] = []
         self._rows: dict[str, list[int]] = {}
@@ -249,7 +249,7 @@ class GalleryModel(QAbstractListModel):
             self.dataChanged.emit(idx, idx, [Qt.ItemDataRole.DecorationRole])
 
 
-class GalleryDelegate(QStyledItemDelegate):
+class _GalleryDelegate(QStyledItemDelegate):
     """Paints a thumbnail in a status-coloured frame and the caption lines under it."""
 
     def __init__(self, parent: QObject | None = None) -> None:
@@ -267,7 +267,7 @@ class GalleryDelegate(QStyledItemDelegate):
         return self.cell_size()
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
-        model: GalleryModel = index.model()
+        model: _GalleryModel = index.model()
         item: GalleryItem | None = index.data(ItemRole)
         if item is None:
             return
@@ -341,8 +341,8 @@ class QtGalleryWidget(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.model = GalleryModel(self)
-        self.delegate = GalleryDelegate(self)
+        self.model = _GalleryModel(self)
+        self.delegate = _GalleryDelegate(self)
         self.title = QLabel()
         self.title.setTextFormat(Qt.TextFormat.RichText)
         self.view = _GalleryListView(self)
@@ -382,7 +382,7 @@ class QtGalleryWidget(QWidget):
     def set_items(
         self, items: Sequence[GalleryItem], roles: Sequence[str], title: str = "", border_role: str | None = None
     ) -> None:
-        """Show ``items`` with a title line; see :meth:`GalleryModel.set_items` for ``roles`` and ``border_role``."""
+        """Show ``items`` with a title line; see :meth:`_GalleryModel.set_items` for ``roles`` and ``border_role``."""
         self.model.set_items(items, roles, border_role)
         self.title.setText(title)
         self.view.scrollToTop()
