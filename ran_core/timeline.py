@@ -12,6 +12,15 @@ import math
 
 import numpy as np
 
+# One fixed colour per FERPlus class, so timelines and charts agree (tab10 order): the `predict --plot` figure and
+# the viewer's live timeline draw the same class in the same colour.
+CLASS_COLORS: tuple[str, ...] = ("#7f7f7f", "#2ca02c", "#ff7f0e", "#1f77b4", "#d62728", "#8c564b", "#9467bd", "#e377c2")
+
+
+def class_color(i: int) -> str:
+    """The colour of class ``i`` (colours repeat after 8 classes)."""
+    return CLASS_COLORS[i % len(CLASS_COLORS)]
+
 
 class ExpressionSmoother:
     """Time-based exponential moving average of probability vectors, one per track id.

@@ -96,3 +96,20 @@ def test_eval_cli_deletion_for_ran_and_baseline(ferplus_root, tmp_path) -> None:
         d["orders"]["by_weight"][0], json.loads((tmp_path / "e" / "metrics.json").read_text())["overall"]["accuracy"]
     )
     assert (tmp_path / "e" / "deletion.png").stat().st_size > 10000
+
+
+def test_deletion_curves_stop_when_asked() -> None:
+    """A GUI cancels between batches: the next batch is never started."""
+    from ran_core.engine.evaluate import EvaluationCancelled
+
+    batches: list[tuple[int, int]] = []
+    polls = iter([False, True])
+    with pytest.raises(EvaluationCancelled):
+        deletion_curves(
+            _ReadsCenterDown(),
+            _faces(8),
+            batch_size=4,
+            progress=lambda d, t: batches.append((d, t)),
+            should_stop=lambda: next(polls),
+        )
+    assert batches == [(4, 8)]

@@ -63,8 +63,12 @@ def test_attach_landmarks_counts_names_and_caches(ferplus_root, tmp_path) -> Non
     det = _FakeDetector(blind_white=True)
     for s in split.samples[:2]:  # two faces the detector cannot find
         Image.fromarray(np.full((48, 48), 255, np.uint8)).save(s.path)
-    report = attach_landmarks(split, det, cache_dir=tmp_path / "cache", progress=False)
+    done: list[tuple[int, int]] = []
+    report = attach_landmarks(
+        split, det, cache_dir=tmp_path / "cache", progress=False, on_progress=lambda d, t: done.append((d, t))
+    )
     assert (report.total, report.detected, report.cached) == (12, 10, 0)
+    assert done == [(k, 12) for k in range(1, 13)]  # one call per image, for a GUI's progress bar
     assert report.missing == [split.samples[0].key, split.samples[1].key]
     assert split.samples[0].landmarks is None and split.samples[5].landmarks.shape == (5, 2)
     assert "no face found in 2" in report.summary() and report.cache_path.is_file()

@@ -166,6 +166,7 @@ def attach_landmarks(
     use_cache: bool = True,
     progress: bool = True,
     should_stop: Callable[[], bool] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> LandmarkReport:
     """Give every sample of ``split`` that lacks landmarks the ones a detector finds (in place).
 
@@ -177,6 +178,7 @@ def attach_landmarks(
         use_cache: read and write the cache.
         progress: show a progress bar while detecting.
         should_stop: polled between images; the work done so far is cached before stopping.
+        on_progress: called with ``(done, total)`` after each image that lacked landmarks (a GUI's progress bar).
 
     Raises:
         ran_core.faces.DetectorUnavailable: the detector cannot run here or gives no landmarks (Haar).
@@ -212,7 +214,7 @@ def attach_landmarks(
     computed = 0
     bar = tqdm(total=len(todo), desc=f"landmarks ({name})", unit="img", disable=not progress, leave=False)
     try:
-        for s in todo:
+        for done, s in enumerate(todo, 1):
             key = _entry_key(split, s)
             if key in cache:
                 pts = cache[key]
@@ -235,6 +237,8 @@ def attach_landmarks(
                 s.landmarks = np.asarray(pts, dtype=np.float32)
                 report.detected += 1
             bar.update(1)
+            if on_progress is not None:
+                on_progress(done, len(todo))
     finally:
         bar.close()
         if use_cache and computed:

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from ran_core.data.pipeline import CachedFaces, iterate_batches
+from ran_core.engine.evaluate import EvaluationCancelled
 from ran_core.models.inference import infer
 from ran_core.regions import RegionConfig, crop_regions, normalize_crops, region_boxes_batch
 
@@ -92,6 +93,7 @@ def deletion_curves(
     seed: int = 0,
     device: str | torch.device = "cpu",
     progress: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> DeletionResult:
     """Deletion curves of ``model`` on pre-decoded faces (framed as the model expects, see :class:`CachedFaces`).
 
@@ -104,6 +106,8 @@ def deletion_curves(
         seed: seed of the random orders.
         device: where to run.
         progress: called with ``(done, total)``.
+        should_stop: polled before every batch; returning True raises
+            :class:`~ran_core.engine.evaluate.EvaluationCancelled`.
     """
     device = torch.device(device)
     model.eval()
@@ -134,6 +138,8 @@ def deletion_curves(
         return out, (p.argmax(1) == target).float(), p.gather(1, target[:, None])[:, 0]
 
     for bi, batch in enumerate(iterate_batches(source, batches)):
+        if should_stop is not None and should_stop():
+            raise EvaluationCancelled("deletion curves cancelled")
         x = batch["image"].to(device).float() / 255.0
         target = batch["target"].to(device)
         target = target.argmax(1) if target.is_floating_point() else target

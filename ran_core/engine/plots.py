@@ -12,6 +12,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from ran_core.timeline import CLASS_COLORS, class_color  # noqa: E402, F401 - shared with the viewer
+
 
 def plot_confusion(
     confusion: np.ndarray, class_names: Sequence[str], path: str | Path, title: str = "", normalize: bool = False
@@ -117,14 +119,6 @@ def plot_deletion(results: dict, path: str | Path, title: str = "") -> Path:
     fig.savefig(path)
     plt.close(fig)
     return Path(path)
-
-
-# One fixed colour per FERPlus class, so timelines and charts agree (tab10 order).
-CLASS_COLORS = ("#7f7f7f", "#2ca02c", "#ff7f0e", "#1f77b4", "#d62728", "#8c564b", "#9467bd", "#e377c2")
-
-
-def class_color(i: int) -> str:
-    return CLASS_COLORS[i % len(CLASS_COLORS)]
 
 
 def plot_timeline(

@@ -33,6 +33,8 @@ class Analysis:
         ran_faces, baseline_faces: each model's faces; empty when that model is not loaded.
         seconds: wall time of the analysis.
         frame_index: the camera frame number (``frame`` only).
+        frame_time: when the frame was taken, in seconds: its time in a video file, or since a live camera opened
+            (``frame`` only; ``None`` when unknown).
         dropped: camera frames dropped so far because newer ones replaced them before analysis.
     """
 
@@ -48,6 +50,7 @@ class Analysis:
     baseline_faces: list[FaceResult] = field(default_factory=list)
     seconds: float = 0.0
     frame_index: int = -1
+    frame_time: float | None = None
     dropped: int = 0
     models_loaded: bool = True
 

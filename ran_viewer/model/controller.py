@@ -43,6 +43,8 @@ class AnalysisEngine(Protocol):
 
     def reset_frame_stats(self) -> None: ...
 
+    def end_frames(self) -> None: ...
+
     def set_face_mode(self, mode: str) -> None: ...
 
     def load_models(self, ran: Any, baseline: Any, detector: str = "auto", device: str = "cpu") -> None: ...
@@ -55,6 +57,9 @@ class CameraSession(Protocol):
         """Stop the thread and wait for it (idempotent)."""
 
     def set_paused(self, paused: bool) -> None: ...
+
+    def seek(self, frame: int) -> bool:
+        """Ask a video file for ``frame`` (thread-safe); ``False`` when the source cannot seek."""
 
 
 class ControllerEvents:
@@ -96,6 +101,7 @@ class ViewerController:
         self.camera: CameraSession | None = None
         self.image_seq = -1  # the id of the still-image request whose results are wanted
         self.applied_seq = -1  # the newest request whose result is shown
+        self._occlusion_seq = -1  # the newest occlusion re-read asked for (-1: none since the clean reading)
         self.models: tuple[Any, Any, str] | None = None
         self.models_pending = False
         self.detector_name = ""
@@ -202,16 +208,19 @@ class ViewerController:
         if a.kind == "frame":
             if not state.camera.running:
                 return False  # a frame analysed after the camera stopped
+            self.applied_seq = max(self.applied_seq, a.seq)
             clean = a.clean_image if a.clean_image is not None else a.image
             analysed = a.image if a.occluded else None
-            state.set_frame(clean, a.ran_faces, a.baseline_faces, name=state.camera.name, analysed=analysed)
+            state.set_frame(
+                clean, a.ran_faces, a.baseline_faces, name=state.camera.name, analysed=analysed, time_s=a.frame_time
+            )
         else:
             if a.image_seq != self.image_seq or a.seq <= self.applied_seq:
                 return False  # a stale result: another image or a newer edit is already shown
             if a.kind == "occlusion" and a.occluded and not state.occluders:
                 return False  # occluders were cleared meanwhile: the clean result is coming
+            self.applied_seq = a.seq  # before the state's events, so their listeners see reading_is_current
             state.set_predictions(a.ran_faces, a.baseline_faces)
-        self.applied_seq = max(self.applied_seq, a.seq)
         self.events.timing.emit(a.seconds)
         if a.kind == "image":
             self._report_faces(a)
@@ -241,6 +250,12 @@ class ViewerController:
 
     # --- occlusion -------------------------------------------------------------------------------------------------
 
+    @property
+    def reading_is_current(self) -> bool:
+        """Whether the predictions shown are the models' reading of the occluders shown: no re-read of a newer edit
+        is still on its way (while the user drags, the results of earlier positions arrive first)."""
+        return self.applied_seq >= self._occlusion_seq
+
     def _on_occluders(self) -> None:
         state = self.state
         if state.camera.running:
@@ -251,7 +266,9 @@ class ViewerController:
         faces = state.clean_ran_faces or state.clean_baseline_faces
         if not faces and not state.occluders and (state.ran_faces or state.baseline_faces):
             # A camera frame last read with occluders has no clean reading yet: read the same faces on the clean frame.
-            self.engine.submit_occlusion(state.image, [], state.ran_faces or state.baseline_faces, self.image_seq)
+            self._occlusion_seq = self.engine.submit_occlusion(
+                state.image, [], state.ran_faces or state.baseline_faces, self.image_seq
+            )
             return
         if not faces:
             if state.occluders and state.analysed:
@@ -260,8 +277,9 @@ class ViewerController:
                 )
             return
         if state.occluders:
-            self.engine.submit_occlusion(state.image, state.occluders, faces, self.image_seq)
+            self._occlusion_seq = self.engine.submit_occlusion(state.image, state.occluders, faces, self.image_seq)
         else:  # back to the clean image: its results are known, no need to run the models again
+            self._occlusion_seq = -1
             state.set_predictions(state.clean_ran_faces, state.clean_baseline_faces)
 
     # --- camera ----------------------------------------------------------------------------------------------------
@@ -275,7 +293,16 @@ class ViewerController:
         spec = self.state.camera.source if source is None else source
         name = camera_name(spec)
         self.state.set_camera(
-            source=spec, name=name, running=True, paused=False, capture_fps=0.0, analysed_fps=0.0, dropped=0
+            source=spec,
+            name=name,
+            running=True,
+            paused=False,
+            capture_fps=0.0,
+            analysed_fps=0.0,
+            dropped=0,
+            source_fps=0.0,
+            frame_count=0,
+            seekable=False,
         )
         self.state.clear_occluders()
         self.engine.reset_frame_stats()
@@ -291,6 +318,7 @@ class ViewerController:
         camera, self.camera = self.camera, None
         if camera is not None:
             camera.stop()
+        self.engine.end_frames()  # the frame stream's detection thread is not needed until the next session
         if self.state.camera.running:
             self.state.set_camera(running=False, paused=False)
         self.events.camera_session.emit()
@@ -314,6 +342,27 @@ class ViewerController:
 
     def on_camera_opened(self, name: str) -> None:
         self.state.notify(f"{name}: live. Space pauses, Ctrl+Shift+S saves a snapshot.")
+
+    def on_camera_source(self, fps: float, frame_count: int, seekable: bool) -> None:
+        """The camera thread says what its source is: a video file's frame rate and length, and whether it seeks."""
+        self.state.set_camera(source_fps=float(fps), frame_count=int(frame_count), seekable=bool(seekable))
+
+    def seek_camera(self, time_s: float) -> bool:
+        """Jump the playing (or paused) video file to the frame at ``time_s`` seconds; a live camera cannot (says so).
+        Returns whether a seek was asked for."""
+        cam = self.state.camera
+        if self.camera is None or not cam.running:
+            return False
+        if not cam.seekable or cam.source_fps <= 0:
+            self.state.notify(f"{cam.name} is live: it cannot go back in time.")
+            return False
+        frame = max(0, round(float(time_s) * cam.source_fps))
+        if cam.frame_count:
+            frame = min(frame, cam.frame_count - 1)
+        if not self.camera.seek(frame):
+            return False
+        self.state.notify(f"{cam.name}: to frame {frame} ({frame / cam.source_fps:.2f} s).")
+        return True
 
     def on_camera_error(self, message: str) -> None:
         self.stop_camera()

@@ -1,9 +1,11 @@
 """Qt-free state of the evaluation view and the subset browser.
 
-Holds what the user chose (dataset, root, split, subset-list folder, the RAN and baseline models), what came back
-(one :class:`ran_core.engine.evaluate.EvalResult` per model role), and what is selected (the confusion matrix shown,
-its clicked cell, the subset-browser filter). Widgets take an :class:`EvalState` in ``__init__`` and subscribe to its
-``events``; tests drive it with plain pytest. Results are duck-typed: anything with the ``EvalResult`` fields works."""
+Holds what the user chose (dataset, root, split, subset-list folder, the RAN and baseline models, whether to also
+compute accuracy by head pose and the region deletion curves), what came back (one
+:class:`ran_core.engine.evaluate.EvalResult` per model role, and the optional :class:`EvalAnalyses`), and what is
+selected (the confusion matrix shown, its clicked cell, the subset-browser filter). Widgets take an
+:class:`EvalState` in ``__init__`` and subscribe to its ``events``; tests drive it with plain pytest. Results are
+duck-typed: anything with the ``EvalResult`` fields works."""
 
 from __future__ import annotations
 
@@ -60,6 +62,26 @@ DEFAULT_SPLITS: tuple[str, ...] = ("valid", "test", "train")
 RUN_STATUSES: tuple[str, ...] = ("idle", "running", "done", "cancelled", "error")
 
 
+# The |yaw| bins of ``ran_core.engine.pose_bins`` (its keys) as the plots label them.
+POSE_BIN_LABELS: dict[str, str] = {
+    "<15": "< 15°",
+    "15-30": "15–30°",
+    "30-45": "30–45°",
+    ">=45": "≥ 45°",
+    "unknown": "unknown",
+}
+
+
+# The orders of ``ran_core.engine.deletion`` (its keys): RAN's are ranked by attention, the baseline's by sensitivity.
+DELETION_ORDERS: tuple[str, ...] = ("by_weight", "reverse", "random")
+
+
+DELETION_ORDER_LABELS: dict[str, dict[str, str]] = {
+    "attention": {"by_weight": "most-weighted first", "reverse": "least-weighted first", "random": "random order"},
+    "sensitivity": {"by_weight": "most-sensitive first", "reverse": "least-sensitive first", "random": "random order"},
+}
+
+
 def subset_label(name: str) -> str:
     """Human name of an evaluation set (``pose30`` -> ``Pose > 30°``)."""
     return SET_LABELS.get(name, name.replace("_", " ").capitalize())
@@ -76,6 +98,7 @@ class EvalEvents:
         self.view = Event("view")  # () matrix source, normalisation or matrix set changed
         self.cell = Event("cell")  # (tuple[int, int] | None)
         self.browser = Event("browser")  # (BrowserFilter)
+        self.options = Event("options")  # () the "also compute" choices (pose bins, deletion curves) changed
 
 
 @dataclass(frozen=True)
@@ -90,6 +113,11 @@ class EvalRequest:
         models: role (``ran`` / ``baseline``) -> model name or path; at least one.
         batch_size: images per forward pass.
         max_samples: evaluate only the first N samples (``None`` = all), for quick looks.
+        pose_bins: also compute accuracy by estimated |yaw| (``eval --pose-bins``; finds landmarks once, cached).
+        deletion: also compute the region deletion curves of every model (``eval --deletion``; about
+            ``5 × (K − 1)`` evaluations' worth of forward passes).
+        deletion_orders: random orders averaged for the deletion curve's ``random`` line.
+        landmark_detector: the detector that finds the landmarks for the pose bins (``auto``: the best available).
     """
 
     dataset: str
@@ -99,6 +127,30 @@ class EvalRequest:
     models: dict[str, str]
     batch_size: int = 64
     max_samples: int | None = None
+    pose_bins: bool = False
+    deletion: bool = False
+    deletion_orders: int = 3
+    landmark_detector: str = "auto"
+
+
+@dataclass(frozen=True)
+class EvalAnalyses:
+    """What a run computed beyond the confusion matrices, when the user asked for it.
+
+    Attributes:
+        pose_bins: role -> ``ran_core.engine.pose_bins.pose_bin_metrics`` (bin -> ``accuracy``, ``n``, ``mean_yaw``
+            ...), in bin order; empty when not computed.
+        deletion: role -> ``ran_core.engine.deletion.DeletionResult`` (duck-typed: ``accuracy``, ``auc``,
+            ``ranked_by``, ``region_names``, ``n``); empty when not computed.
+        landmarks: where the pose bins' landmarks came from (the landmark report's summary line).
+    """
+
+    pose_bins: dict[str, dict[str, dict]] = field(default_factory=dict)
+    deletion: dict[str, Any] = field(default_factory=dict)
+    landmarks: str = ""
+
+    def __bool__(self) -> bool:
+        return bool(self.pose_bins or self.deletion)
 
 
 @dataclass(frozen=True)
@@ -198,11 +250,14 @@ class EvalState:
         self._models: dict[str, str] = {"ran": "", "baseline": ""}
         self.batch_size = 64
         self.max_samples: int | None = None
+        self._pose_bins = False
+        self._deletion = False
         self._status = "idle"
         self._message = ""
         self._warnings: list[str] = []
         self._progress: tuple[int, int, str] = (0, 0, "")
         self._results: dict[str, Any] = {}
+        self._analyses = EvalAnalyses()
         self._aligned: _Aligned | None = None
         self._matrix_source = "ran"
         self._normalize = False
@@ -258,6 +313,30 @@ class EvalState:
             self._models[role] = name_or_path
             self.events.form.emit()
 
+    @property
+    def compute_pose_bins(self) -> bool:
+        """Also compute accuracy by head pose in the next run."""
+        return self._pose_bins
+
+    @property
+    def compute_deletion(self) -> bool:
+        """Also compute the region deletion curves in the next run."""
+        return self._deletion
+
+    def set_options(self, pose_bins: bool | None = None, deletion: bool | None = None) -> None:
+        """Choose what the next run computes beyond the confusion matrices; emits ``options`` if anything changed.
+
+        Both are off by default: the pose bins need landmarks found once per split (a face detector on every image
+        the first time), and the deletion curves cost many forward passes per image.
+        """
+        new = (
+            self._pose_bins if pose_bins is None else bool(pose_bins),
+            self._deletion if deletion is None else bool(deletion),
+        )
+        if new != (self._pose_bins, self._deletion):
+            self._pose_bins, self._deletion = new
+            self.events.options.emit()
+
     def validate(self) -> list[str]:
         """Problems with the form that can be seen without loading anything (empty list = ready to run)."""
         problems = []
@@ -299,6 +378,8 @@ class EvalState:
             models={r: m for r, m in self._models.items() if m},
             batch_size=self.batch_size,
             max_samples=self.max_samples,
+            pose_bins=self._pose_bins,
+            deletion=self._deletion,
         )
 
     # ---- the run --------------------------------------------------------------------------------------------
@@ -361,11 +442,12 @@ class EvalState:
         subs.sort(key=lambda s: (order.index(s) if s in order else len(order), s))
         return [OVERALL, *subs]
 
-    def set_results(self, results: dict[str, Any]) -> None:
-        """Show new results (role -> ``EvalResult``); resets the cell selection, keeps view choices that still apply.
+    def set_results(self, results: dict[str, Any], analyses: EvalAnalyses | None = None) -> None:
+        """Show new results (role -> ``EvalResult``) and, when computed, their pose bins and deletion curves; resets
+        the cell selection, keeps view choices that still apply.
 
         Raises:
-            ValueError: an unknown role, or models whose class names differ.
+            ValueError: an unknown role, models whose class names differ, or analyses of a model not evaluated.
         """
         unknown = set(results) - set(ROLES)
         if unknown:
@@ -374,7 +456,12 @@ class EvalState:
         names = [list(res.class_names) for res in results.values()]
         if any(n != names[0] for n in names[1:]):
             raise ValueError(f"the models predict different classes: {names}; compare models of one dataset")
+        analyses = analyses if analyses is not None else EvalAnalyses()
+        stray = (set(analyses.pose_bins) | set(analyses.deletion)) - set(results)
+        if stray:
+            raise ValueError(f"pose bins or deletion curves of {sorted(stray)}, which were not evaluated")
         self._results = results
+        self._analyses = analyses
         self._aligned = _align(results) if results else None
         if self._matrix_source not in self._available_sources():
             self._matrix_source = self._available_sources()[0] if results else "ran"
@@ -423,6 +510,66 @@ class EvalState:
                 }
             )
         return rows
+
+    # ---- pose bins and deletion curves ----------------------------------------------------------------------
+    @property
+    def analyses(self) -> EvalAnalyses:
+        """The pose bins and deletion curves of the results shown (empty when the run did not compute them)."""
+        return self._analyses
+
+    def pose_bin_rows(self) -> list[dict[str, Any]]:
+        """One row per |yaw| bin, in ``ran_core``'s order: ``bin``, ``label``, ``n`` (images in the bin),
+        ``mean_yaw`` (degrees, ``None`` for ``unknown``), and ``acc`` (role -> percent, ``None`` for an empty bin).
+        Empty when no pose bins were computed."""
+        per_role = {r: self._analyses.pose_bins[r] for r in ROLES if r in self._analyses.pose_bins}
+        if not per_role:
+            return []
+        first = next(iter(per_role.values()))
+        rows = []
+        for name, row in first.items():
+            acc = {
+                r: (None if b.get(name, {}).get("accuracy") is None else float(b[name]["accuracy"]))
+                for r, b in per_role.items()
+            }
+            mean = row.get("mean_yaw")
+            rows.append(
+                {
+                    "bin": name,
+                    "label": POSE_BIN_LABELS.get(name, name),
+                    "n": int(row.get("n", 0)),
+                    "mean_yaw": None if mean is None else float(mean),
+                    "acc": acc,
+                }
+            )
+        return rows
+
+    def deletion_lines(self) -> list[dict[str, Any]]:
+        """The deletion curves to draw, RAN's first: ``role``, ``order``, ``label`` (what the order means for that
+        model), ``steps`` (regions covered, 0..K-1), ``accuracy`` (percent), ``auc`` and ``n``. Empty when no
+        deletion curves were computed."""
+        lines = []
+        for role in ROLES:
+            res = self._analyses.deletion.get(role)
+            if res is None:
+                continue
+            names = DELETION_ORDER_LABELS.get(res.ranked_by, DELETION_ORDER_LABELS["attention"])
+            auc = res.auc
+            for order in DELETION_ORDERS:
+                acc = res.accuracy.get(order)
+                if acc is None:
+                    continue
+                lines.append(
+                    {
+                        "role": role,
+                        "order": order,
+                        "label": names.get(order, order),
+                        "steps": list(range(len(acc))),
+                        "accuracy": [float(v) for v in acc],
+                        "auc": float(auc[order]),
+                        "n": int(res.n),
+                    }
+                )
+        return lines
 
     def empty_subsets(self) -> list[str]:
         """Subsets whose list matched no image of the evaluated split (e.g. test-split lists on the valid split)."""

@@ -52,6 +52,9 @@ class CameraSettings:
         capture_fps: frames per second read from the camera.
         analysed_fps: frames per second analysed by the models.
         dropped: frames dropped because a newer one arrived before the models were free.
+        source_fps: a video file's own frame rate (0 for a live camera): frame ``round(t * source_fps)`` is at ``t``.
+        frame_count: a video file's length in frames (0 when unknown or live).
+        seekable: the source can jump to another frame (a video file; a live camera cannot).
     """
 
     source: int | str = 0
@@ -62,6 +65,9 @@ class CameraSettings:
     capture_fps: float = 0.0
     analysed_fps: float = 0.0
     dropped: int = 0
+    source_fps: float = 0.0
+    frame_count: int = 0
+    seekable: bool = False
 
 
 class ViewerState:
@@ -74,6 +80,8 @@ class ViewerState:
         baseline_faces: the baseline's faces (same detections as RAN when both models run).
         clean_ran_faces, clean_baseline_faces: the latest results without occluders, to compare against.
         ran_model_name, baseline_model_name: shown in titles; empty when that model is not loaded.
+        frame_time: the shown camera frame's time in seconds (in the video file, or since the camera opened);
+            ``None`` for still images.
     """
 
     def __init__(self) -> None:
@@ -81,6 +89,7 @@ class ViewerState:
         self.image: np.ndarray | None = None
         self.image_name: str = ""
         self.image_path: str | None = None
+        self.frame_time: float | None = None
         self.ran_faces: list[FaceResult] = []
         self.baseline_faces: list[FaceResult] = []
         self.clean_ran_faces: list[FaceResult] = []
@@ -118,6 +127,7 @@ class ViewerState:
         self.image = image
         self.image_name = name
         self.image_path = path
+        self.frame_time = None
         self.ran_faces, self.baseline_faces = [], []
         self.clean_ran_faces, self.clean_baseline_faces = [], []
         self.analysed = False
@@ -134,6 +144,7 @@ class ViewerState:
         baseline_faces: list[FaceResult],
         name: str = "camera",
         analysed: np.ndarray | None = None,
+        time_s: float | None = None,
     ) -> None:
         """Show one analysed camera frame: image and predictions at once, keeping occluders, and keeping the selected
         face selected while its ``track_id`` is still in view.
@@ -144,12 +155,14 @@ class ViewerState:
             name: shown as the image name.
             analysed: the frame the models read, occluders burned in by the worker (None: ``frame`` itself). When
                 it had occluders, the frame's clean reading is unknown, so no stale one is kept to restore.
+            time_s: when the frame was taken (:attr:`frame_time`).
         """
         selected = self.selected_face_result
         track = None if selected is None else selected.track_id
         self.image = frame
         self.image_name = name
         self.image_path = None
+        self.frame_time = time_s
         self._display_image = frame if analysed is None else analysed
         if analysed is not None and analysed is not frame:
             self.clean_ran_faces, self.clean_baseline_faces = [], []
@@ -166,6 +179,7 @@ class ViewerState:
         self.image = None
         self.image_name = ""
         self.image_path = None
+        self.frame_time = None
         self.ran_faces, self.baseline_faces = [], []
         self.clean_ran_faces, self.clean_baseline_faces = [], []
         self.analysed = False

@@ -21,14 +21,22 @@ def region_values(face: FaceResult, mode: str) -> np.ndarray:
     """``(K,)`` weights of ``face``'s regions in ``mode``; ``alpha*beta`` is normalised to sum to 1 (each share)."""
     alpha = np.array([r.alpha for r in face.regions], dtype=float)
     beta = np.array([r.beta for r in face.regions], dtype=float)
+    return mode_values(alpha, beta, mode)
+
+
+def mode_values(alpha: np.ndarray, beta: np.ndarray, mode: str) -> np.ndarray:
+    """Region weights in ``mode`` from α and β of shape ``(..., K)`` (one face, or one row per frame of a face): the
+    ``alpha*beta`` share is normalised over the last axis (see :func:`region_values`)."""
+    alpha = np.asarray(alpha, dtype=float)
+    beta = np.asarray(beta, dtype=float)
     if mode == "alpha":
         return alpha
     if mode == "beta":
         return beta
     if mode == "alpha*beta":
         w = alpha * beta
-        total = np.nansum(w)
-        return w / total if total > 0 else w
+        total = np.nansum(w, axis=-1, keepdims=True)
+        return np.divide(w, total, out=w.copy(), where=total > 0)
     raise ValueError(f"unknown weight mode {mode!r}")
 
 

@@ -2,11 +2,13 @@
 
 :class:`~ran_viewer.workers.camera.CameraWorker` opens a source on its own thread and reads frames as fast as the
 source gives them; the inference worker keeps only the newest one (a one-slot queue), so a slow model never builds a
-backlog."""
+backlog. A video file also says where in the file each frame is (:attr:`VideoFileSource.frame_time`) and can be
+asked, from any thread, to jump to another frame (:meth:`VideoFileSource.request_seek`)."""
 
 from __future__ import annotations
 
 import collections
+import threading
 import time
 from pathlib import Path
 from typing import Protocol
@@ -19,7 +21,12 @@ class CameraError(RuntimeError):
 
 
 class FrameSource(Protocol):
-    """What the camera worker reads from."""
+    """What the camera worker reads from.
+
+    Optional, for sources that are files: ``seekable`` (True), ``fps`` and ``frame_count`` of the file, ``frame_time``
+    (seconds into the file of the frame last read), ``request_seek(frame)`` and ``seek_pending``. Without them the
+    worker stamps frames with a monotonic clock and cannot seek.
+    """
 
     name: str
     ended: bool  # True once a finite source (a video file) has no more frames
@@ -91,10 +98,35 @@ class VideoFileSource:
         self.name = self.path.name
         self.ended = False
         self.loop = loop
+        self.seekable = True
         self._fps = fps
         self._cap = None
         self._next_t = 0.0
         self.frames_read = 0
+        self.fps = 0.0  # the file's own frame rate (frame times come from it, whatever the playback rate)
+        self.frame_count = 0
+        self.position = -1  # index in the file of the frame last read
+        self._seek_lock = threading.Lock()
+        self._seek_to: int | None = None
+
+    @property
+    def frame_time(self) -> float | None:
+        """Seconds into the file of the frame last read (``None`` before the first)."""
+        if self.position < 0:
+            return None
+        return self.position / self.fps
+
+    def request_seek(self, frame: int) -> None:
+        """Ask for ``frame`` (0-based, clamped to the file) to be the next frame read. Thread-safe: the GUI asks,
+        the camera thread's next :meth:`read` honours it; a newer request replaces one not yet honoured."""
+        with self._seek_lock:
+            self._seek_to = max(0, int(frame))
+
+    @property
+    def seek_pending(self) -> bool:
+        """A seek was asked for and the next :meth:`read` will honour it (the worker reads even while paused)."""
+        with self._seek_lock:
+            return self._seek_to is not None
 
     def open(self) -> None:
         import cv2
@@ -105,14 +137,33 @@ class VideoFileSource:
         if not cap.isOpened():
             cap.release()
             raise CameraError(f"Video {self.path} could not be opened (not a video, or a codec OpenCV lacks).")
+        file_fps = cap.get(cv2.CAP_PROP_FPS)
+        self.fps = file_fps if file_fps and file_fps > 0 else 25.0
+        self.frame_count = max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT)))
         if self._fps is None:
-            file_fps = cap.get(cv2.CAP_PROP_FPS)
-            self._fps = file_fps if file_fps and file_fps > 0 else 25.0
+            self._fps = self.fps
         self._cap = cap
         self._next_t = time.perf_counter()
 
+    def _apply_seek(self) -> None:
+        with self._seek_lock:
+            frame, self._seek_to = self._seek_to, None
+        if frame is None or self._cap is None:
+            return
+        import cv2
+
+        if self.frame_count:
+            frame = min(frame, self.frame_count - 1)
+        self._cap.set(cv2.CAP_PROP_POS_FRAMES, frame)
+        self.position = frame - 1
+        self.ended = False
+        self._next_t = time.perf_counter()  # play on from here at the playback rate, no catching up
+
     def read(self) -> np.ndarray | None:
-        if self._cap is None or self.ended:
+        if self._cap is None:
+            return None
+        self._apply_seek()
+        if self.ended:
             return None
         if self._fps:
             delay = self._next_t - time.perf_counter()
@@ -124,11 +175,13 @@ class VideoFileSource:
             import cv2
 
             self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            self.position = -1
             ok, bgr = self._cap.read()
         if not ok or bgr is None:
             self.ended = True
             return None
         self.frames_read += 1
+        self.position += 1
         return np.ascontiguousarray(bgr[..., ::-1])
 
     def close(self) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication, QWidget
 
+from ran_core.timeline import CLASS_COLORS, class_color
 from ran_viewer._env import prepare_qt_environment
 from ran_viewer.model.events import Event
 
@@ -32,6 +33,25 @@ RAN_COLOR = "#4c9be8"
 
 
 BASELINE_COLOR = "#f0a040"
+
+
+# The deletion curves' orders, in the hues of ``ran-core eval --deletion``'s figure, lightened for the dark canvas.
+DELETION_COLORS: dict[str, str] = {"by_weight": "#ef5b50", "reverse": "#5cc05c", "random": "#a8acb0"}
+
+
+__all__ = [
+    "ACCENT",
+    "BACKGROUND",
+    "BASELINE_COLOR",
+    "CLASS_COLORS",
+    "DELETION_COLORS",
+    "PANEL",
+    "RAN_COLOR",
+    "TEXT",
+    "apply_dark_theme",
+    "class_color",
+    "subscribe",
+]
 
 
 def subscribe(widget: QWidget, pairs: list[tuple[Event, Callable[..., Any]]]) -> None:

@@ -1,5 +1,6 @@
 """The evaluation view: run RAN and the baseline on a dataset split, compare confusion matrices and accuracies per set
-(overall, occlusion, pose > 30°, pose > 45°), and browse the images behind any confusion cell."""
+(overall, occlusion, pose > 30°, pose > 45°), browse the images behind any confusion cell, and on request see the
+accuracy by estimated head pose and the region deletion curves."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from PySide6.QtCore import QCoreApplication, Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QButtonGroup,
+    QCheckBox,
     QComboBox,
     QFileDialog,
     QGridLayout,
@@ -28,11 +30,21 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ran_viewer.model.eval_state import DEFAULT_DATASETS, DEFAULT_SPLITS, ROLE_LABELS, ROLES, EvalState, subset_label
+from ran_viewer.model.eval_state import (
+    DEFAULT_DATASETS,
+    DEFAULT_SPLITS,
+    ROLE_LABELS,
+    ROLES,
+    EvalAnalyses,
+    EvalState,
+    subset_label,
+)
 from ran_viewer.services.evaluation import CoreBackend
 from ran_viewer.widgets.common import subscribe
 from ran_viewer.widgets.confusion_matrix import SOURCE_LABELS, QtConfusionMatrixView
+from ran_viewer.widgets.deletion_curves import QtDeletionCurveWidget
 from ran_viewer.widgets.gallery import QtGalleryWidget, is_dark, outcome_color
+from ran_viewer.widgets.pose_bins import QtPoseBinWidget
 from ran_viewer.workers.evaluation import EvalWorker
 
 
@@ -51,17 +63,19 @@ class QtEvaluationWidget(QWidget):
         self.backend = CoreBackend()
         self.worker: EvalWorker | None = None
         self._warnings: list[str] = []
+        self._analyses: EvalAnalyses | None = None
         self._build_form()
         self._build_results()
         layout = QVBoxLayout(self)
         layout.addWidget(self.form_box)
-        layout.addWidget(self.results_splitter, 1)
+        layout.addWidget(self.body_splitter, 1)
 
         ev = state.events
         subscribe(
             self,
             [
                 (ev.form, self._on_form_changed),
+                (ev.options, self._on_form_changed),
                 (ev.status, self._on_status_changed),
                 (ev.progress, self._on_progress_changed),
                 (ev.results, self._on_results_changed),
@@ -150,6 +164,25 @@ class QtEvaluationWidget(QWidget):
         grid.addLayout(row(self.root_edit, self.root_button), 1, 1)
         grid.addWidget(QLabel("Subset lists"), 2, 0)
         grid.addLayout(row(self.lists_edit, self.lists_button), 2, 1)
+        self.pose_check = QCheckBox("Accuracy by head pose")
+        self.pose_check.setToolTip(
+            "Also compute the accuracy in bins of estimated |yaw| (< 15°, 15–30°, 30–45°, ≥ 45°) for both models.\n"
+            "The head pose comes from facial landmarks, found with a face detector on every image the first time\n"
+            "(slow: about as long as evaluating) and cached for the next runs (ran-core eval --pose-bins)."
+        )
+        self.deletion_check = QCheckBox("Region deletion curves")
+        self.deletion_check.setToolTip(
+            "Also measure whether the attention is faithful: cover the regions one by one in decreasing order of\n"
+            "RAN's weight, in increasing order and at random, and record the accuracy after each step, for both\n"
+            "models (ran-core eval --deletion). Costs about 25 evaluations' worth of forward passes."
+        )
+        grid.addWidget(QLabel("Also"), 3, 0)
+        oh = QHBoxLayout()
+        oh.addWidget(self.pose_check)
+        oh.addSpacing(12)
+        oh.addWidget(self.deletion_check)
+        oh.addStretch(1)
+        grid.addLayout(oh, 3, 1)
         grid.addWidget(QLabel("RAN model"), 0, 3)
         grid.addLayout(row(self.model_combos["ran"], self.model_buttons["ran"]), 0, 4)
         grid.addWidget(QLabel("Baseline model"), 1, 3)
@@ -169,11 +202,11 @@ class QtEvaluationWidget(QWidget):
         self.status_label = QLabel()
         self.status_label.setWordWrap(True)
         self.status_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        grid.addWidget(self.status_label, 3, 0, 1, 5)
+        grid.addWidget(self.status_label, 4, 0, 1, 5)
         self.warning_label = QLabel()
         self.warning_label.setWordWrap(True)
         self.warning_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        grid.addWidget(self.warning_label, 4, 0, 1, 5)
+        grid.addWidget(self.warning_label, 5, 0, 1, 5)
         self.form_box = box
 
         self.dataset_combo.currentTextChanged.connect(lambda t: self.state.set_form(dataset=t))
@@ -184,6 +217,8 @@ class QtEvaluationWidget(QWidget):
             combo.currentTextChanged.connect(lambda t, r=role: self.state.set_model(r, t))
             self.model_buttons[role].clicked.connect(lambda *_, r=role: self._on_browse_model(r))
         self.limit_spin.valueChanged.connect(self._on_limit_changed)
+        self.pose_check.toggled.connect(lambda on: self.state.set_options(pose_bins=on))
+        self.deletion_check.toggled.connect(lambda on: self.state.set_options(deletion=on))
         self.root_button.clicked.connect(self._on_browse_root)
         self.lists_button.clicked.connect(self._on_browse_lists)
         self.run_button.clicked.connect(self._on_run_clicked)
@@ -290,6 +325,24 @@ class QtEvaluationWidget(QWidget):
         self.results_splitter.setSizes([560, 330])
         self.results_splitter.setChildrenCollapsible(False)
 
+        # Pose bins and deletion curves: a column of the full results height, shown when the run computed them.
+        self.pose_widget = QtPoseBinWidget(self.state)
+        self.deletion_widget = QtDeletionCurveWidget(self.state)
+        self.analysis_panel = QSplitter(Qt.Orientation.Vertical)
+        self.analysis_panel.addWidget(self.pose_widget)
+        self.analysis_panel.addWidget(self.deletion_widget)
+        self.analysis_panel.setChildrenCollapsible(False)
+        self.analysis_panel.setStretchFactor(0, 2)
+        self.analysis_panel.setStretchFactor(1, 3)  # the deletion plot carries its legend beneath
+        self.analysis_panel.setSizes([300, 420])
+        self.body_splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.body_splitter.addWidget(self.results_splitter)
+        self.body_splitter.addWidget(self.analysis_panel)
+        self.body_splitter.setStretchFactor(0, 2)
+        self.body_splitter.setStretchFactor(1, 1)
+        self.body_splitter.setSizes([1040, 520])
+        self.body_splitter.setChildrenCollapsible(False)
+
     # ---- the form -------------------------------------------------------------------------------------------
     def _on_form_changed(self) -> None:
         s = self.state
@@ -305,6 +358,11 @@ class QtEvaluationWidget(QWidget):
         self.limit_spin.blockSignals(True)
         self.limit_spin.setValue(s.max_samples or 0)
         self.limit_spin.blockSignals(False)
+        for check, on in ((self.pose_check, s.compute_pose_bins), (self.deletion_check, s.compute_deletion)):
+            if check.isChecked() != on:
+                check.blockSignals(True)
+                check.setChecked(on)
+                check.blockSignals(False)
 
     def _on_limit_changed(self, value: int) -> None:
         self.state.max_samples = value or None
@@ -345,11 +403,13 @@ class QtEvaluationWidget(QWidget):
         worker = EvalWorker(request, backend=self.backend)
         worker.sig_progress.connect(self._on_worker_progress)
         worker.sig_finished.connect(self._on_worker_finished)
+        worker.sig_analyses.connect(self._on_worker_analyses)
         worker.sig_error.connect(self._on_worker_error)
         worker.sig_cancelled.connect(self._on_worker_cancelled)
         worker.sig_warning.connect(self._on_worker_warning)
         self.worker = worker
         self._warnings = []
+        self._analyses = None
         self.state.set_progress(0, 0, "Starting")
         self.state.set_status("running", "Starting…")
         worker.start()
@@ -374,6 +434,7 @@ class QtEvaluationWidget(QWidget):
         for sig in (
             worker.sig_progress,
             worker.sig_finished,
+            worker.sig_analyses,
             worker.sig_error,
             worker.sig_cancelled,
             worker.sig_warning,
@@ -395,12 +456,17 @@ class QtEvaluationWidget(QWidget):
         if self._is_current():
             self._warnings.append(message)
 
+    def _on_worker_analyses(self, analyses: EvalAnalyses) -> None:
+        if self._is_current():
+            self._analyses = analyses  # shown with the results that follow
+
     def _on_worker_finished(self, results: dict) -> None:
         if not self._is_current():
             return
         self._stop_worker()
+        analyses, self._analyses = self._analyses, None
         try:
-            self.state.set_results(results)
+            self.state.set_results(results, analyses)
         except ValueError as exc:
             self.state.set_status("error", str(exc))
             return
@@ -437,7 +503,15 @@ class QtEvaluationWidget(QWidget):
         running = status == "running"
         self.run_button.setEnabled(not running)
         self.cancel_button.setEnabled(running)
-        for w in (self.dataset_combo, self.split_combo, self.root_edit, self.lists_edit, self.limit_spin):
+        for w in (
+            self.dataset_combo,
+            self.split_combo,
+            self.root_edit,
+            self.lists_edit,
+            self.limit_spin,
+            self.pose_check,
+            self.deletion_check,
+        ):
             w.setEnabled(not running)
         for w in (*self.model_combos.values(), *self.model_buttons.values(), self.root_button, self.lists_button):
             w.setEnabled(not running)
@@ -493,6 +567,9 @@ class QtEvaluationWidget(QWidget):
         self.set_combo.blockSignals(False)
         self._fill_table()
         self._on_view_changed()
+        self.pose_widget.setVisible(bool(s.analyses.pose_bins))
+        self.deletion_widget.setVisible(bool(s.analyses.deletion))
+        self.analysis_panel.setVisible(bool(s.analyses))
 
     def _fill_table(self) -> None:
         rows = self.state.accuracy_rows()

@@ -436,6 +436,9 @@ class QtImageView(QWidget):
         if n and self.role == "ran":
             head += f" &nbsp;<span style='color:{DISAGREE_COLOR}'>{n} disagreement{'s' if n > 1 else ''}</span>"
         self.title.setText(head)
+        # pyqtgraph makes a label's text width its minimum width: one long title (a camera frame's) would widen the
+        # canvas's layout past the view for good, pushing the colour bar out of sight. A long title is cut instead.
+        self.title.setMinimumWidth(0)
 
     # --- view -> state ---------------------------------------------------------------------------------------------
 

@@ -44,16 +44,20 @@ from PySide6.QtWidgets import (
 
 from ran_core.imageio import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from ran_viewer.model.controller import ViewerController
+from ran_viewer.model.cover_by_weight import CoverByWeight
 from ran_viewer.model.occluders import FILLS, TOOL_LABELS, TOOLS
+from ran_viewer.model.timeline import ExpressionTimeline
 from ran_viewer.model.viewer_state import ViewerState
 from ran_viewer.model.weights import WEIGHT_LABELS, WEIGHT_MODES
 from ran_viewer.services.camera import FrameSource, make_source
 from ran_viewer.widgets.common import subscribe
+from ran_viewer.widgets.cover_steps import QtCoverStepsWidget
 from ran_viewer.widgets.image_view import QtImageView
 from ran_viewer.widgets.probability_chart import QtProbabilityWidget
 from ran_viewer.widgets.region_crops import QtRegionCropWidget
 from ran_viewer.widgets.region_weights import QtRegionWeightWidget
 from ran_viewer.widgets.thumbnail_strip import QtThumbnailStripWidget
+from ran_viewer.widgets.timeline import QtTimelineWidget
 from ran_viewer.workers.base import retire
 from ran_viewer.workers.camera import CameraWorker, RunningCamera
 from ran_viewer.workers.inference import InferenceWorker
@@ -102,6 +106,8 @@ class QtMainWindow(QMainWindow):
         self.camera_factory = camera_factory
         self.dialogs = dialogs
         self.controller = ViewerController(self.state, self.worker, self._camera_session)
+        self.cover = CoverByWeight(self.controller)
+        self.timeline = ExpressionTimeline(self.state)
         self._busy = False
         self._open_dialogs: list[QMessageBox] = []
         self.setWindowTitle("RAN viewer — region attention")
@@ -124,6 +130,7 @@ class QtMainWindow(QMainWindow):
         self._on_weight_mode(self.state.weight_mode)
         self._on_tool_state()
         self.docks["thumbnails"].setVisible(len(self.state.sources) > 1)
+        self.docks["timeline"].setVisible(False)  # shown when a camera starts: it plots camera frames
         self._dock_visible: dict[str, bool] = {}
         self._dock_hidden_for_tab: set[str] = set()
         self.tabs.currentChanged.connect(self._on_tab_changed)
@@ -172,12 +179,16 @@ class QtMainWindow(QMainWindow):
             return
         for widget, title in ((self.evaluation_widget, "Evaluation"), (self.subset_widget, "Subsets")):
             widget.sig_open_image.connect(self._on_open_image_request)
+            # The tabs share one central widget: the evaluation page's minimum height (about 730 px) would keep the
+            # Attention tab's bottom docks (the timeline) a strip. That page has the window's full height anyway:
+            # the attention docks are hidden on it.
+            widget.setMinimumHeight(240)
             self.tabs.addTab(widget, title)
 
     def _on_tab_changed(self, index: int) -> None:
         """The attention docks and tools belong to the Attention tab: hide them on the evaluation tabs."""
         attention = index == 0
-        for key in ("probabilities", "weights", "crop", "thumbnails"):
+        for key in ("probabilities", "weights", "crop", "thumbnails", "timeline"):
             dock = self.docks[key]
             if attention:
                 dock.setVisible(self._dock_visible.get(key, dock.isVisible()))
@@ -192,12 +203,14 @@ class QtMainWindow(QMainWindow):
         self.weight_widget = QtRegionWeightWidget(self.state)
         self.crop_widget = QtRegionCropWidget(self.state)
         self.thumb_widget = QtThumbnailStripWidget(self.state)
+        self.timeline_widget = QtTimelineWidget(self.timeline, self.state)
         self.docks: dict[str, QDockWidget] = {}
         for key, title, widget, area in (
             ("probabilities", "Probabilities", self.prob_widget, Qt.DockWidgetArea.RightDockWidgetArea),
             ("weights", "Region weights", self.weight_widget, Qt.DockWidgetArea.RightDockWidgetArea),
             ("crop", "Region crop", self.crop_widget, Qt.DockWidgetArea.RightDockWidgetArea),
             ("thumbnails", "Images", self.thumb_widget, Qt.DockWidgetArea.BottomDockWidgetArea),
+            ("timeline", "Expression over time", self.timeline_widget, Qt.DockWidgetArea.BottomDockWidgetArea),
         ):
             dock = QDockWidget(title, self)
             dock.setObjectName(f"dock_{key}")
@@ -209,6 +222,8 @@ class QtMainWindow(QMainWindow):
             )
             self.addDockWidget(area, dock)
             self.docks[key] = dock
+        # The side panels keep the full height; the bottom docks (thumbnails, the timeline) sit under the views.
+        self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
         no_title = QWidget()
         no_title.setLayout(QVBoxLayout())
         no_title.layout().setContentsMargins(0, 0, 0, 0)
@@ -309,6 +324,9 @@ class QtMainWindow(QMainWindow):
             self.tool_group.addAction(act)
             self.tool_actions[tool] = act
         self.tool_actions["none"].setChecked(True)
+        self.cover_widget = QtCoverStepsWidget(self.cover)
+        for act in self.cover_widget.actions_for_menu:
+            self.addAction(act)  # shortcuts work even when the toolbar is hidden
 
     def _build_menus(self) -> None:
         mb = self.menuBar()
@@ -352,6 +370,9 @@ class QtMainWindow(QMainWindow):
         m.addSeparator()
         m.addAction(self.act_undo)
         m.addAction(self.act_clear)
+        m.addSeparator()
+        for a in self.cover_widget.actions_for_menu:
+            m.addAction(a)
         m = mb.addMenu("&Help")
         m.addAction(self.act_shortcuts)
         m.addAction(self.act_about)
@@ -407,6 +428,8 @@ class QtMainWindow(QMainWindow):
         ot.addSeparator()
         ot.addAction(self.act_undo)
         ot.addAction(self.act_clear)
+        ot.addSeparator()
+        ot.addWidget(self.cover_widget)
 
     def _build_statusbar(self) -> None:
         sb = self.statusBar()
@@ -441,8 +464,10 @@ class QtMainWindow(QMainWindow):
                 (c.events.timing, lambda s: self.timing_label.setText(f"{s * 1000:.0f} ms")),
                 (c.events.models_pending, lambda _p: self._on_models()),
                 (c.events.problem, self._dialog),
+                (c.events.camera_session, self._on_camera_session),
             ],
         )
+        self.timeline_widget.sig_seek.connect(c.seek_camera)
         w = self.worker
         w.sig_models_loaded.connect(c.on_models_loaded)
         w.sig_image_loaded.connect(c.on_image_loaded)
@@ -600,7 +625,12 @@ class QtMainWindow(QMainWindow):
         c = self.controller
         worker = CameraWorker(lambda: self.camera_factory(spec), self.worker.submit_frame)
         return RunningCamera(
-            worker, opened=c.on_camera_opened, error=c.on_camera_error, stats=c.on_camera_stats, ended=c.on_camera_ended
+            worker,
+            opened=c.on_camera_opened,
+            error=c.on_camera_error,
+            stats=c.on_camera_stats,
+            ended=c.on_camera_ended,
+            source=c.on_camera_source,
         )
 
     @property
@@ -608,6 +638,16 @@ class QtMainWindow(QMainWindow):
         """The running camera thread, or ``None``."""
         camera = self.controller.camera
         return camera.worker if isinstance(camera, RunningCamera) else None
+
+    def _on_camera_session(self) -> None:
+        """A camera started: show the timeline of the selected face (on the Attention tab)."""
+        if self.state.camera.running:
+            dock = self.docks["timeline"]
+            if self.tabs.currentIndex() != 0:
+                self._dock_visible["timeline"] = True
+            elif not dock.isVisible():
+                dock.setVisible(True)
+                self.resizeDocks([dock], [max(260, self.height() // 3)], Qt.Orientation.Vertical)
 
     def choose_camera_dialog(self) -> None:
         """Ask for a camera index and start it."""

@@ -10,10 +10,16 @@ from ran_viewer.widgets.common import BACKGROUND
 AXIS_PEN = "#9aa0a6"
 
 
-def plot_widget(title: str) -> pg.PlotWidget:
+def plot_widget(title: str, invert_y: bool = True) -> pg.PlotWidget:
+    """A dark plot in the panels' style; ``invert_y`` puts row 0 of a horizontal bar chart at the top."""
     pw = pg.PlotWidget()
     pw.setBackground(BACKGROUND)
-    pi = pw.getPlotItem()
+    style_plot(pw.getPlotItem(), title, invert_y)
+    return pw
+
+
+def style_plot(pi: pg.PlotItem, title: str, invert_y: bool = False) -> None:
+    """Give a plot the panels' look: title, axis colours, no context menu, no mouse pan or zoom."""
     pi.setTitle(title, color="#dddddd", size="10pt")
     pi.setMenuEnabled(False)
     pi.hideButtons()
@@ -23,15 +29,15 @@ def plot_widget(title: str) -> pg.PlotWidget:
         ax.setPen(AXIS_PEN)
         ax.setTextPen("#cccccc")
         ax.enableAutoSIPrefix(False)
-    pi.getViewBox().invertY(True)
-    return pw
+    pi.getViewBox().invertY(invert_y)
 
 
 class TextPool:
     """Value labels of a chart, reused between redraws (re-creating pyqtgraph items every camera frame is slow)."""
 
-    def __init__(self, plot: pg.PlotItem) -> None:
+    def __init__(self, plot: pg.PlotItem, anchor: tuple[float, float] = (0, 0.5)) -> None:
         self.plot = plot
+        self.anchor = anchor
         self.items: list[pg.TextItem] = []
         self.used = 0
         self.font = QFont()
@@ -44,7 +50,7 @@ class TextPool:
     def put(self, text: str, color: str, x: float, y: float) -> pg.TextItem:
         """Show one label at ``(x, y)``."""
         if self.used == len(self.items):
-            item = pg.TextItem("", anchor=(0, 0.5))
+            item = pg.TextItem("", anchor=self.anchor)
             item.setFont(self.font)
             self.plot.addItem(item)
             self.items.append(item)

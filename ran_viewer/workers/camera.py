@@ -1,5 +1,6 @@
-"""The camera thread: opens a frame source and hands every frame to the inference worker, as fast as the source gives
-them (the inference worker keeps only the newest one)."""
+"""The camera thread: opens a frame source and hands every frame, with its time, to the inference worker, as fast as
+the source gives them (the inference worker keeps only the newest one). A video file can be sought while it plays
+or is paused."""
 
 from __future__ import annotations
 
@@ -15,10 +16,14 @@ from ran_viewer.workers.base import describe_error, retire
 
 
 class CameraWorker(QThread):
-    """Reads frames from a :class:`~ran_viewer.camera.FrameSource` and hands each to ``sink`` (latest wins there).
+    """Reads frames from a :class:`~ran_viewer.services.camera.FrameSource` and hands each to
+    ``sink(frame, index, time_s)`` (latest wins there): ``index`` counts the frames read in this session, ``time_s`` is
+    the frame's time in the file for a video, else seconds since the camera opened (a monotonic clock).
 
     Signals:
         sig_opened(name): the source opened.
+        sig_source(fps, frame_count, seekable): what the source is: a video file's frame rate and length (0 for a
+            live camera) and whether :meth:`request_seek` works.
         sig_error(message): the source could not be opened or stopped delivering frames.
         sig_stats(capture_fps): about twice a second.
         sig_ended(): a finite source (video file) reached its end.
@@ -26,6 +31,7 @@ class CameraWorker(QThread):
     """
 
     sig_opened = Signal(str)
+    sig_source = Signal(float, int, bool)
     sig_paused = Signal(bool)
     sig_error = Signal(str)
     sig_stats = Signal(float)
@@ -37,7 +43,7 @@ class CameraWorker(QThread):
     def __init__(
         self,
         source_factory: Callable[[], FrameSource],
-        sink: Callable[[np.ndarray, int], Any],
+        sink: Callable[[np.ndarray, int, float], Any],
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
@@ -46,6 +52,7 @@ class CameraWorker(QThread):
         self._mutex = QMutex()
         self._stop = False
         self._paused = False
+        self._source: FrameSource | None = None
         self.frames_read = 0
 
     def stop(self) -> None:
@@ -58,6 +65,16 @@ class CameraWorker(QThread):
         with QMutexLocker(self._mutex):
             self._paused = bool(paused)
 
+    def request_seek(self, frame: int) -> bool:
+        """Ask a video file to jump to ``frame`` (thread-safe; honoured by the next read, even while paused).
+        Returns ``False`` when the source cannot seek (a live camera) or is not open."""
+        with QMutexLocker(self._mutex):
+            source = self._source
+        if source is None or not getattr(source, "seekable", False):
+            return False
+        source.request_seek(frame)
+        return True
+
     def _flags(self) -> tuple[bool, bool]:
         with QMutexLocker(self._mutex):
             return self._stop, self._paused
@@ -68,7 +85,16 @@ class CameraWorker(QThread):
         try:
             source = self._factory()
             source.open()
+            seekable = bool(getattr(source, "seekable", False))
+            with QMutexLocker(self._mutex):
+                self._source = source
             self.sig_opened.emit(source.name)
+            self.sig_source.emit(
+                float(getattr(source, "fps", 0.0) if seekable else 0.0),
+                int(getattr(source, "frame_count", 0) if seekable else 0),
+                seekable,
+            )
+            opened_at = time.monotonic()
             meter, last_stats, failures = RateMeter(), time.perf_counter(), 0
             was_paused = False
             while True:
@@ -78,7 +104,7 @@ class CameraWorker(QThread):
                 if paused != was_paused:
                     was_paused = paused
                     self.sig_paused.emit(paused)
-                if paused:
+                if paused and not (seekable and source.seek_pending):  # a seek shows its frame while paused
                     self.msleep(20)
                     continue
                 frame = source.read()
@@ -97,7 +123,8 @@ class CameraWorker(QThread):
                     continue
                 failures = 0
                 self.frames_read += 1
-                self._sink(frame, self.frames_read)
+                t = source.frame_time if seekable else None
+                self._sink(frame, self.frames_read, time.monotonic() - opened_at if t is None else t)
                 meter.tick()
                 now = time.perf_counter()
                 if now - last_stats > 0.5:
@@ -108,6 +135,8 @@ class CameraWorker(QThread):
         except Exception as exc:  # noqa: BLE001
             self.sig_error.emit(f"Camera error: {describe_error(exc)}")
         finally:
+            with QMutexLocker(self._mutex):
+                self._source = None
             if source is not None:
                 try:
                     source.close()
@@ -117,12 +146,13 @@ class CameraWorker(QThread):
 
 class RunningCamera:
     """A started :class:`CameraWorker` as the controller's camera session: its signals go to the given callbacks,
-    ``stop`` retires it (stop, wait, disconnect) and ``set_paused`` pauses it.
+    ``stop`` retires it (stop, wait, disconnect), ``set_paused`` pauses it and ``seek`` asks a video for a frame.
 
     Args:
         worker: the camera thread, not started yet; it is started here.
         opened, error, stats, ended: called (on the GUI thread) with ``sig_opened``'s name, ``sig_error``'s message,
             ``sig_stats``'s capture rate and on ``sig_ended``.
+        source: called with ``sig_source``'s ``(fps, frame_count, seekable)``.
     """
 
     def __init__(
@@ -132,9 +162,12 @@ class RunningCamera:
         error: Callable[[str], None],
         stats: Callable[[float], None],
         ended: Callable[[], None],
+        source: Callable[[float, int, bool], None] | None = None,
     ) -> None:
         self.worker = worker
         worker.sig_opened.connect(opened)
+        if source is not None:
+            worker.sig_source.connect(source)
         worker.sig_error.connect(error)
         worker.sig_stats.connect(stats)
         worker.sig_ended.connect(ended)
@@ -145,3 +178,6 @@ class RunningCamera:
 
     def set_paused(self, paused: bool) -> None:
         self.worker.set_paused(paused)
+
+    def seek(self, frame: int) -> bool:
+        return self.worker.request_seek(frame)

@@ -13,6 +13,9 @@ import numpy as np
 
 from ran_core.regions import RegionConfig, region_boxes
 from ran_core.structures import FERPLUS_CLASSES, FaceResult, RegionResult
+from ran_viewer.model.analysis import Analysis
+from ran_viewer.model.controller import ViewerController
+from ran_viewer.model.viewer_state import ViewerState
 
 SAMPLES = Path(__file__).resolve().parents[2] / "resources" / "samples"
 
@@ -153,3 +156,86 @@ def event_counter(state: Any) -> dict[str, int]:
     for name in vars(state.events):
         getattr(state.events, name).connect(lambda *a, n=name: counts.__setitem__(n, counts.get(n, 0) + 1))
     return counts
+
+
+# --- the controller without workers ---------------------------------------------------------------------------------
+
+
+class FakeEngine:
+    """Records what the controller asks for; request ids count up like the inference worker's."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+        self.seq = -1
+
+    def _next(self) -> int:
+        self.seq += 1
+        return self.seq
+
+    def submit_image(self, source: Any, name: str = "", path: str | None = None) -> int:
+        self.calls.append(("image", name, path))
+        return self._next()
+
+    def submit_occlusion(self, image, occluders, faces, image_seq) -> int:
+        self.calls.append(("occlusion", len(occluders), [f.box for f in faces], image_seq))
+        return self._next()
+
+    def set_frame_occluders(self, occluders) -> None:
+        self.calls.append(("frame_occluders", len(occluders)))
+
+    def reset_frame_stats(self) -> None:
+        self.calls.append(("reset",))
+
+    def end_frames(self) -> None:
+        self.calls.append(("end_frames",))
+
+    def set_face_mode(self, mode: str) -> None:
+        self.calls.append(("face_mode", mode))
+
+    def load_models(self, ran, baseline, detector="auto", device="cpu") -> None:
+        self.calls.append(("load", ran, baseline, detector))
+
+    def kinds(self) -> list[str]:
+        return [c[0] for c in self.calls]
+
+
+class FakeCamera:
+    def __init__(self, spec) -> None:
+        self.spec, self.stopped, self.paused = spec, 0, None
+        self.seeks: list[int] = []
+
+    def stop(self) -> None:
+        self.stopped += 1
+
+    def set_paused(self, paused: bool) -> None:
+        self.paused = paused
+
+    def seek(self, frame: int) -> bool:
+        self.seeks.append(frame)
+        return True
+
+
+def make_controller(camera: bool = True) -> tuple[ViewerController, ViewerState, FakeEngine, list[FakeCamera]]:
+    state, engine, cams = ViewerState(), FakeEngine(), []
+
+    def session(spec):
+        cams.append(FakeCamera(spec))
+        return cams[-1]
+
+    return ViewerController(state, engine, session if camera else None), state, engine, cams
+
+
+def analysis(kind: str, seq: int, image_seq: int, faces: list, image=None, **kw) -> Analysis:
+    img = face_image() if image is None else image
+    return Analysis(kind=kind, seq=seq, image_seq=image_seq, image=img, ran_faces=faces, name="x.png", **kw)
+
+
+def tracked(face, track_id: int):
+    face.track_id = track_id
+    return face
+
+
+def messages(state: ViewerState) -> list[tuple[str, str]]:
+    got: list[tuple[str, str]] = []
+    state.events.message.connect(lambda text, level: got.append((text, level)))
+    return got

@@ -3,87 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-from viewer_fixtures import face_image, make_face
+from viewer_fixtures import analysis as result
+from viewer_fixtures import face_image, make_face, messages, tracked
+from viewer_fixtures import make_controller as make
 
-from ran_viewer.model.analysis import Analysis, ModelsInfo
-from ran_viewer.model.controller import ViewerController
+from ran_viewer.model.analysis import ModelsInfo
 from ran_viewer.model.occluders import RectOccluder
-from ran_viewer.model.viewer_state import ViewerState
-
-
-class FakeEngine:
-    """Records what the controller asks for; request ids count up like the inference worker's."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple] = []
-        self.seq = -1
-
-    def _next(self) -> int:
-        self.seq += 1
-        return self.seq
-
-    def submit_image(self, source: Any, name: str = "", path: str | None = None) -> int:
-        self.calls.append(("image", name, path))
-        return self._next()
-
-    def submit_occlusion(self, image, occluders, faces, image_seq) -> int:
-        self.calls.append(("occlusion", len(occluders), [f.box for f in faces], image_seq))
-        return self._next()
-
-    def set_frame_occluders(self, occluders) -> None:
-        self.calls.append(("frame_occluders", len(occluders)))
-
-    def reset_frame_stats(self) -> None:
-        self.calls.append(("reset",))
-
-    def set_face_mode(self, mode: str) -> None:
-        self.calls.append(("face_mode", mode))
-
-    def load_models(self, ran, baseline, detector="auto", device="cpu") -> None:
-        self.calls.append(("load", ran, baseline, detector))
-
-    def kinds(self) -> list[str]:
-        return [c[0] for c in self.calls]
-
-
-class FakeCamera:
-    def __init__(self, spec) -> None:
-        self.spec, self.stopped, self.paused = spec, 0, None
-
-    def stop(self) -> None:
-        self.stopped += 1
-
-    def set_paused(self, paused: bool) -> None:
-        self.paused = paused
-
-
-def make(camera: bool = True) -> tuple[ViewerController, ViewerState, FakeEngine, list[FakeCamera]]:
-    state, engine, cams = ViewerState(), FakeEngine(), []
-
-    def session(spec):
-        cams.append(FakeCamera(spec))
-        return cams[-1]
-
-    return ViewerController(state, engine, session if camera else None), state, engine, cams
-
-
-def result(kind: str, seq: int, image_seq: int, faces: list, image=None, **kw) -> Analysis:
-    img = face_image() if image is None else image
-    return Analysis(kind=kind, seq=seq, image_seq=image_seq, image=img, ran_faces=faces, name="x.png", **kw)
-
-
-def tracked(face, track_id: int):
-    face.track_id = track_id
-    return face
-
-
-def messages(state: ViewerState) -> list[tuple[str, str]]:
-    got: list[tuple[str, str]] = []
-    state.events.message.connect(lambda text, level: got.append((text, level)))
-    return got
 
 
 def test_opening_a_folder_analyses_the_first_image_and_navigates(image_files: list[Path]) -> None:
@@ -181,6 +108,7 @@ def test_camera_session_frames_pause_and_stop() -> None:
     assert state.camera.analysed_fps == 28.5 and state.camera.dropped == 4
     c.stop_camera()
     assert cams[-1].stopped == 1 and not state.camera.running and c.camera is None
+    assert engine.calls[-1] == ("end_frames",)  # the stream's detection thread is closed
     assert not c.on_result(result("frame", 2, -1, [frame_face]))
 
 
@@ -257,3 +185,28 @@ def test_camera_frames_read_with_occluders_get_a_clean_reading_when_cleared() ->
     kind, n_occluders, boxes, _ = engine.calls[-1]
     assert (kind, n_occluders, boxes) == ("occlusion", 0, [face.box])
     assert np.array_equal(state.display_image, clean)
+
+
+def test_seeking_asks_a_video_for_the_frame_at_a_time_and_a_live_camera_says_it_cannot() -> None:
+    c, state, engine, cams = make()
+    assert not c.seek_camera(1.0)  # no camera
+    c.start_camera("clip.mp4")
+    c.on_camera_source(30.0, 60, True)
+    assert state.camera.source_fps == 30.0 and state.camera.seekable
+    assert c.seek_camera(1.0) and c.seek_camera(99.0) and c.seek_camera(-3)
+    assert cams[-1].seeks == [30, 59, 0]  # the frame at that time, within the file
+    said = messages(state)
+    c.start_camera(0)
+    c.on_camera_source(0.0, 0, False)
+    assert not c.seek_camera(1.0) and cams[-1].seeks == [] and "cannot go back in time" in said[-1][0]
+    assert not state.camera.seekable and state.camera.source_fps == 0.0
+
+
+def test_camera_frames_carry_their_time_into_the_state() -> None:
+    c, state, engine, _ = make()
+    c.start_camera("clip.mp4")
+    face = tracked(make_face((10, 10, 60, 60), [0.2] * 6), 0)
+    assert c.on_result(result("frame", 0, -1, [face], frame_time=1.5))
+    assert state.frame_time == 1.5
+    state.set_image(face_image(), "still")
+    assert state.frame_time is None

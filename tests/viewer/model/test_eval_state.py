@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from eval_fixtures import BASE_PREDS, CLASSES, RAN_PREDS, TARGETS, make_pair, make_result
+from eval_fixtures import BASE_PREDS, CLASSES, RAN_PREDS, TARGETS, make_analyses, make_pair, make_result
 
-from ran_viewer.model.eval_state import BrowserFilter, EvalRequest, EvalState, GalleryItem
+from ran_viewer.model.eval_state import BrowserFilter, EvalAnalyses, EvalRequest, EvalState, GalleryItem
 
 
 def record(event) -> list:
@@ -191,3 +191,58 @@ def test_subset_matching_nothing_is_reported() -> None:
     assert s.empty_subsets() == ["occlusion"]
     s.set_status("done", "ok", ["careful"])
     assert s.warnings == ["careful"]
+
+
+def test_pose_bins_and_deletion_are_off_by_default_and_travel_in_the_request(tmp_path) -> None:
+    s = EvalState()
+    calls = record(s.events.options)
+    s.set_form(root=str(tmp_path))
+    s.set_model("ran", "ran-ferplus")
+    req = s.make_request()
+    assert not req.pose_bins and not req.deletion
+    s.set_options(pose_bins=True)
+    s.set_options(pose_bins=True)  # unchanged: no event
+    s.set_options(deletion=True)
+    assert len(calls) == 2 and s.compute_pose_bins and s.compute_deletion
+    req = s.make_request()
+    assert req.pose_bins and req.deletion and req.deletion_orders == 3
+
+
+def test_results_with_pose_bins_and_deletion_curves() -> None:
+    s = EvalState()
+    assert s.pose_bin_rows() == [] and s.deletion_lines() == [] and not s.analyses
+    shown = record(s.events.results)
+    s.set_results(make_pair(), make_analyses())
+    assert len(shown) == 1 and s.analyses
+    rows = s.pose_bin_rows()
+    assert [r["bin"] for r in rows] == ["<15", "15-30", "30-45", ">=45", "unknown"]
+    assert [r["label"] for r in rows] == ["< 15°", "15–30°", "30–45°", "≥ 45°", "unknown"]
+    assert [r["n"] for r in rows] == [3, 2, 1, 0, 2]
+    assert rows[0]["acc"] == {"ran": 100.0, "baseline": pytest.approx(66.667, abs=1e-3)}
+    assert rows[3]["acc"] == {"ran": None, "baseline": None} and rows[4]["mean_yaw"] is None
+    lines = s.deletion_lines()
+    assert [(ln["role"], ln["order"]) for ln in lines] == [
+        ("ran", "by_weight"),
+        ("ran", "reverse"),
+        ("ran", "random"),
+        ("baseline", "by_weight"),
+        ("baseline", "reverse"),
+        ("baseline", "random"),
+    ]
+    assert lines[0]["label"] == "most-weighted first" and lines[3]["label"] == "most-sensitive first"
+    assert lines[0]["steps"] == [0, 1, 2, 3, 4, 5] and lines[0]["accuracy"][:2] == [75.0, 40.0]
+    # the AUC is ran_core's (trapezoid over the steps scaled to [0, 1]), not recomputed here
+    assert lines[0]["auc"] == pytest.approx(make_analyses().deletion["ran"].auc["by_weight"])
+    assert lines[0]["auc"] < lines[2]["auc"] < lines[1]["auc"]
+    # new results without analyses clear them
+    s.set_results(make_pair())
+    assert s.pose_bin_rows() == [] and s.deletion_lines() == []
+
+
+def test_analyses_of_a_model_not_evaluated_are_refused() -> None:
+    s = EvalState()
+    ran_only = {"ran": make_pair()["ran"]}
+    with pytest.raises(ValueError, match="baseline"):
+        s.set_results(ran_only, make_analyses())
+    s.set_results(ran_only, EvalAnalyses(pose_bins={"ran": make_analyses().pose_bins["ran"]}))
+    assert list(s.pose_bin_rows()[0]["acc"]) == ["ran"] and s.deletion_lines() == []

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from eval_fixtures import CLASSES, make_pair, write_images
-from PySide6.QtCore import QPoint, Qt
+from eval_fixtures import CLASSES, make_analyses, make_pair, write_images
+from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QColor, QPixmap
 
 from ran_viewer.model.eval_state import EvalState
+from ran_viewer.widgets.common import BASELINE_COLOR, DELETION_COLORS, RAN_COLOR
 from ran_viewer.widgets.confusion_matrix import COUNT_CMAP, DIFF_CMAP, cell_colors, format_cell
 from ran_viewer.widgets.evaluation import QtEvaluationWidget
 from ran_viewer.widgets.gallery import STATUS_COLORS, QtGalleryWidget
@@ -230,8 +231,68 @@ def test_widgets_unsubscribe_when_deleted(qtbot) -> None:
     s = EvalState()
     w = QtEvaluationWidget(s)
     b = QtSubsetBrowserWidget(s)
-    assert len(s.events.results) == 2
+    assert len(s.events.results) == 4  # the evaluation view, its pose-bin and deletion plots, the browser
     w.deleteLater()
     b.deleteLater()
     qtbot.waitUntil(lambda: len(s.events.results) == 0, timeout=2000)
     s.set_results(make_pair())  # no callback into a deleted widget
+
+
+def _color_at(widget, plot_item, x: float, y: float) -> QColor:
+    """The colour the grabbed ``widget`` shows at data point ``(x, y)`` of ``plot_item``."""
+    scene = plot_item.getViewBox().mapViewToScene(QPointF(x, y))
+    view = plot_item.scene().views()[0]
+    pos = view.mapTo(widget, view.mapFromScene(scene))
+    return widget.grab().toImage().pixelColor(pos)
+
+
+def test_pose_bins_and_deletion_curves_are_plotted(qtbot, state) -> None:
+    w = make_eval_widget(qtbot, state)
+    assert not w.analysis_panel.isVisible()  # nothing to show without them
+    state.set_results(make_pair(), make_analyses())
+    assert w.analysis_panel.isVisible() and w.pose_widget.isVisible() and w.deletion_widget.isVisible()
+    qtbot.wait(20)
+
+    pose = w.pose_widget
+    rows = state.pose_bin_rows()
+    np.testing.assert_allclose(pose.values["ran"], [100.0, 50.0, 100.0, np.nan, 50.0])
+    np.testing.assert_allclose(pose.values["baseline"], [200 / 3, 50.0, 0.0, np.nan, 50.0])
+    assert pose.counts == [r["n"] for r in rows] == [3, 2, 1, 0, 2]
+    ticks = [t[1] for t in pose.plot.getPlotItem().getAxis("bottom")._tickLevels[0]]
+    assert ticks == ["< 15°\nn=3", "15–30°\nn=2", "30–45°\nn=1", "≥ 45°\nn=0", "unknown\nn=2"]
+    # the bars are drawn: RAN's left of each group, the baseline's right, in their colours
+    pi = pose.plot.getPlotItem()
+    assert _color_at(pose, pi, 0 - 0.19, 50).name() == RAN_COLOR
+    assert _color_at(pose, pi, 0 + 0.19, 30).name() == BASELINE_COLOR
+    assert _color_at(pose, pi, 2 + 0.19, 30).name() != BASELINE_COLOR  # the baseline got 0 % at 30–45°
+
+    curves = w.deletion_widget.curves
+    assert len(curves) == 6
+    for line in state.deletion_lines():
+        x, y = curves[(line["role"], line["order"])].getData()
+        np.testing.assert_allclose(x, line["steps"])
+        np.testing.assert_allclose(y, line["accuracy"])
+    ran_fast = curves[("ran", "by_weight")].opts["pen"]
+    assert ran_fast.style() == Qt.PenStyle.SolidLine and ran_fast.color().name() == DELETION_COLORS["by_weight"]
+    assert curves[("baseline", "by_weight")].opts["pen"].style() == Qt.PenStyle.DashLine
+    labels = w.deletion_widget.legend_labels
+    auc = make_analyses().deletion["ran"].auc
+    assert f"RAN: most-weighted first (AUC {auc['by_weight']:.1f})" in labels
+    assert any(lab.startswith("Baseline: most-sensitive first (AUC") for lab in labels)
+    dpi = w.deletion_widget.plot
+    assert _color_at(w.deletion_widget, dpi, 0.5, 57.5).name() == DELETION_COLORS["by_weight"]  # on RAN's line
+
+    state.set_results(make_pair())  # a run without them hides the plots again
+    assert not w.analysis_panel.isVisible() and w.deletion_widget.curves == {}
+
+
+def test_pose_and_deletion_checkboxes_drive_the_state(qtbot) -> None:
+    s = EvalState()
+    w = make_eval_widget(qtbot, s)
+    assert not w.pose_check.isChecked() and not w.deletion_check.isChecked()  # off by default: they cost time
+    qtbot.mouseClick(w.pose_check, Qt.MouseButton.LeftButton)
+    assert s.compute_pose_bins and not s.compute_deletion
+    s.set_options(deletion=True)  # state -> widget
+    assert w.deletion_check.isChecked()
+    s.set_status("running", "Starting…")
+    assert not w.pose_check.isEnabled() and not w.deletion_check.isEnabled()

@@ -13,14 +13,12 @@ from viewer_fixtures import FakePredictor, face_image, make_face
 from ran_viewer.model.occluders import eye_bar
 from ran_viewer.model.viewer_state import ViewerState
 from ran_viewer.services.analysis import Analyzer
-from ran_viewer.services.camera import CameraError, VideoFileSource
 from ran_viewer.widgets.image_view import QtImageView, weight_color
 from ran_viewer.widgets.main_window import QtMainWindow, qimage_to_rgb
 from ran_viewer.widgets.probability_chart import QtProbabilityWidget
 from ran_viewer.widgets.region_crops import QtRegionCropWidget
 from ran_viewer.widgets.region_weights import QtRegionWeightWidget
 from ran_viewer.widgets.thumbnail_strip import QtThumbnailStripWidget
-from ran_viewer.workers.inference import InferenceWorker
 
 ALPHAS = [0.05, 0.30, 0.10, 0.25, 0.15, 0.15]
 
@@ -156,25 +154,6 @@ def test_thumbnail_strip_follows_sources(qtbot, image_files: list[Path]) -> None
 
 
 # --- the main window -----------------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def window(qtbot, fake_camera_video: Path):
-    worker = InferenceWorker(Analyzer(FakePredictor("ran"), FakePredictor("baseline")))
-
-    def camera_factory(spec):
-        if spec == 99:
-            raise CameraError("Camera 99 could not be opened: it is missing")
-        return VideoFileSource(fake_camera_video, fps=60, loop=True)
-
-    win = QtMainWindow(worker=worker, models=None, dialogs=False, camera_factory=camera_factory)
-    win.state.set_model_names("fake-ran", "fake-baseline")
-    qtbot.addWidget(win)
-    win.resize(1280, 800)
-    win.show()
-    qtbot.waitExposed(win)
-    yield win
-    win.shutdown()
 
 
 def test_open_folder_navigate_with_keys_and_survive_a_corrupt_file(qtbot, window, image_files: list[Path]) -> None:
@@ -319,3 +298,19 @@ def test_evaluation_tabs_open_images_in_the_main_view(qtbot, window, image_files
     assert window.wait_idle(10)
     assert window.tabs.currentIndex() == 0 and window.state.image_name == "img_1.png" and window.state.ran_faces
     assert window.docks["probabilities"].isVisible()
+
+
+def test_a_long_title_never_pushes_the_colour_bar_out_of_the_view(qtbot, state: ViewerState) -> None:
+    """pyqtgraph gives a label its text's width as minimum: a camera frame's long title once widened the canvas's
+    layout past the view for good, and the colour bar slid out of sight."""
+    view = QtImageView(state, "ran")
+    qtbot.addWidget(view)
+    view.resize(420, 400)
+    view.show()
+    qtbot.waitExposed(view)
+    state.set_model_names("a-model-name-long-enough-to-need-more-room-than-this-view-has", "baseline")
+    state.set_predictions(*_faces())
+    qtbot.wait(20)
+    assert view.title.itemRect().width() > view.canvas.width()  # the title really is longer than the view
+    bar = view.colorbar.geometry()
+    assert bar.width() > 20 and bar.right() <= view.canvas.width() + 0.5

@@ -6,7 +6,7 @@ import threading
 import time
 
 import pytest
-from eval_fixtures import make_ferplus, make_pair
+from eval_fixtures import POSE_BINS, TurnedFaceDetector, make_deletion, make_ferplus, make_pair
 
 import ran_core
 from ran_core.engine.evaluate import EvaluationCancelled
@@ -30,13 +30,17 @@ def ferplus(tmp_path):
     return make_ferplus(tmp_path)
 
 
-def run_worker(qtbot, request: EvalRequest, backend=None, signal: str = "sig_finished") -> tuple[EvalWorker, list]:
+def run_worker(
+    qtbot, request: EvalRequest, backend=None, signal: str = "sig_finished", timeout: int = 20000
+) -> tuple[EvalWorker, list]:
     worker = EvalWorker(request, backend=backend)
-    seen: dict[str, list] = {"progress": [], "error": [], "warning": []}
+    seen: dict[str, list] = {"progress": [], "error": [], "warning": [], "order": []}
     worker.sig_progress.connect(lambda *a: seen["progress"].append(a))
     worker.sig_error.connect(seen["error"].append)
     worker.sig_warning.connect(seen["warning"].append)
-    with qtbot.waitSignal(getattr(worker, signal), timeout=20000) as blocker:
+    worker.sig_analyses.connect(lambda a: (seen.setdefault("analyses", []).append(a), seen["order"].append("a")))
+    worker.sig_finished.connect(lambda r: seen["order"].append("f"))
+    with qtbot.waitSignal(getattr(worker, signal), timeout=timeout) as blocker:
         worker.start()
     worker.wait()
     return worker, [blocker.args, seen]
@@ -207,3 +211,133 @@ def test_shutdown_stops_a_running_evaluation(qtbot, tmp_path) -> None:
     assert w.backend.started.wait(5)
     w.shutdown()  # what the main window's close (or the app's aboutToQuit) does
     assert w.worker is None and not worker.isRunning()
+
+
+@pytest.fixture
+def turned_face_detector(monkeypatch, tmp_path):
+    """``turned-face`` as a registered detector, and a landmark cache in ``tmp_path``."""
+    from ran_core.faces import detectors as detectors_mod
+
+    monkeypatch.setenv("RAN_CORE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(detectors_mod, "_REGISTRY", dict(detectors_mod._REGISTRY))
+    detectors_mod.register_detector("turned-face", lambda **kw: TurnedFaceDetector())
+    return "turned-face"
+
+
+def test_worker_computes_pose_bins_and_deletion_curves(qtbot, ferplus, models, turned_face_detector) -> None:
+    """The real ran_core path on a tiny FERPlus tree: landmarks found (and cached), accuracy per |yaw| bin, and the
+    deletion curves of both models on RAN's regions."""
+    root, _ = ferplus
+    req = EvalRequest(
+        "ferplus",
+        str(root),
+        "valid",
+        None,
+        models,
+        batch_size=4,
+        pose_bins=True,
+        deletion=True,
+        deletion_orders=2,
+        landmark_detector=turned_face_detector,
+    )
+    _, (args, seen) = run_worker(qtbot, req, timeout=60000)
+    results = args[0]
+    assert not seen["error"] and seen["order"] == ["a", "f"]  # the analyses come first, with the results
+    analyses = seen["analyses"][0]
+    ran_bins = analyses.pose_bins["ran"]
+    assert list(ran_bins) == ["<15", "15-30", "30-45", ">=45", "unknown"]
+    assert [ran_bins[b]["n"] for b in ran_bins] == [2, 2, 1, 0, 1]  # image 5 is too bright for the detector
+    assert "unknown" in seen["warning"][0] and "1 of 6" in seen["warning"][0]
+    assert "landmarks for 5 of 6" in analyses.landmarks
+    correct = results["ran"].preds == results["ran"].targets
+    assert ran_bins["<15"]["accuracy"] == pytest.approx(100.0 * correct[:2].mean())
+    ran_del, base_del = analyses.deletion["ran"], analyses.deletion["baseline"]
+    assert (ran_del.ranked_by, base_del.ranked_by) == ("attention", "sensitivity")
+    assert base_del.region_names == ran_del.region_names and len(ran_del.accuracy["by_weight"]) == 6
+    assert ran_del.n == 6 and ran_del.accuracy["by_weight"][0] == pytest.approx(100.0 * correct.mean())
+    stages = [stage for _, _, stage in seen["progress"]]
+    assert any(s.startswith("Finding landmarks") for s in stages)
+    assert (6, 6, "Deletion curves of Baseline") in seen["progress"]
+    # the state shows them with the results
+    s = EvalState()
+    s.set_results(results, analyses)
+    assert [r["n"] for r in s.pose_bin_rows()] == [2, 2, 1, 0, 1] and len(s.deletion_lines()) == 6
+
+
+def test_worker_without_a_landmark_detector_says_so(qtbot, ferplus, models) -> None:
+    root, _ = ferplus
+    req = EvalRequest("ferplus", str(root), "valid", None, models, pose_bins=True, landmark_detector="haar")
+    _, (args, _) = run_worker(qtbot, req, signal="sig_error")
+    assert args[0].startswith("Accuracy by head pose needs facial landmarks") and "haar" in args[0]
+
+
+class SlowDeletionBackend(SlowBackend):
+    """The fake evaluation, then deletion curves of 50 batches that poll should_stop like ran_core's."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.deletion_started = threading.Event()
+
+    def regions_of(self, model):
+        return None
+
+    def deletion(self, model, split, regions, request, progress, stop):
+        self.deletion_started.set()
+        for k in range(50):
+            if stop():
+                raise EvaluationCancelled("stop")
+            time.sleep(0.01)
+            progress(k + 1, 50)
+        raise AssertionError("the deletion curves were not cancelled")
+
+
+def test_worker_cancels_during_the_deletion_curves(qtbot, tmp_path) -> None:
+    backend = SlowDeletionBackend()
+    req = EvalRequest("ferplus", str(tmp_path), "valid", None, {"ran": "ran"}, deletion=True)
+    worker = EvalWorker(req, backend=backend)
+    finished, analyses = [], []
+    worker.sig_finished.connect(finished.append)
+    worker.sig_analyses.connect(analyses.append)
+    with qtbot.waitSignal(worker.sig_cancelled, timeout=5000):
+        worker.start()
+        assert backend.deletion_started.wait(5)
+        worker.stop()
+    worker.wait()
+    assert not finished and not analyses
+
+
+class AnalysesBackend(SlowBackend):
+    """The fake evaluation with instant landmarks, pose bins and deletion curves."""
+
+    def attach_landmarks(self, split, request, progress, stop):
+        progress(50, 50)
+        return type("Report", (), {"missing": [], "total": 50, "summary": lambda self: "landmarks for 50 of 50"})()
+
+    def pose_bins(self, result, split):
+        return POSE_BINS["ran" if result.model_name == "ran" else "baseline"]
+
+    def regions_of(self, model):
+        return None
+
+    def deletion(self, model, split, regions, request, progress, stop):
+        return make_deletion("attention" if model == "ran" else "sensitivity")
+
+
+def test_widget_shows_pose_bins_and_deletion_of_a_run(qtbot, tmp_path) -> None:
+    s = EvalState()
+    w = QtEvaluationWidget(s)
+    qtbot.addWidget(w)
+    w.backend = AnalysesBackend()
+    s.set_form(root=str(tmp_path))
+    s.set_model("ran", "ran")
+    s.set_model("baseline", "baseline")
+    s.set_options(pose_bins=True, deletion=True)
+    assert w.run_evaluation()
+    qtbot.waitUntil(lambda: s.status == "done", timeout=10000)
+    assert s.analyses.landmarks == "landmarks for 50 of 50"
+    assert [r["acc"]["ran"] for r in s.pose_bin_rows()][:3] == [100.0, 50.0, 100.0]
+    assert len(w.deletion_widget.curves) == 6 and not w.analysis_panel.isHidden()
+    s.set_options(pose_bins=False, deletion=False)  # the next run asks for neither: they go
+    assert w.run_evaluation()
+    qtbot.waitUntil(lambda: s.status == "done", timeout=10000)
+    assert not s.analyses and w.analysis_panel.isHidden()

@@ -194,21 +194,26 @@ def test_camera_frames_latest_only_stale_frames_dropped(qtbot) -> None:
 def test_camera_reads_every_frame_of_a_video_in_order(qtbot, fake_camera_video: Path) -> None:
     got: list[int] = []
     seen: list[float] = []
+    times: list[float] = []
     cam = CameraWorker(
-        lambda: VideoFileSource(fake_camera_video, fps=300), lambda f, i: (got.append(i), seen.append(f.mean()))
+        lambda: VideoFileSource(fake_camera_video, fps=300),
+        lambda f, i, t: (got.append(i), seen.append(f.mean()), times.append(t)),
     )
-    stats = []
+    stats, sources = [], []
     cam.sig_stats.connect(stats.append)
+    cam.sig_source.connect(lambda *a: sources.append(a))
     with qtbot.waitSignal(cam.sig_ended, timeout=10000):
         cam.start()
     cam.wait(2000)
     assert cam.frames_read == 60 and got == list(range(1, 61)) and stats
     assert seen[-1] > seen[0]  # brightness grows 4 per frame: the frames come in file order
+    assert sources == [(30.0, 60, True)]  # the file's own rate, whatever the playback rate
+    assert times == pytest.approx([k / 30 for k in range(60)])  # frame times in the file, not the wall clock
 
 
 def test_camera_pause_and_resume(qtbot, fake_camera_video: Path) -> None:
     got = []
-    cam = CameraWorker(lambda: VideoFileSource(fake_camera_video, fps=100), lambda f, i: got.append(i))
+    cam = CameraWorker(lambda: VideoFileSource(fake_camera_video, fps=100), lambda f, i, t: got.append(i))
     cam.start()
     try:
         qtbot.waitUntil(lambda: len(got) >= 3, timeout=5000)
@@ -226,6 +231,58 @@ def test_camera_pause_and_resume(qtbot, fake_camera_video: Path) -> None:
     assert not cam.isRunning()
 
 
+def test_a_paused_video_seeks_to_the_asked_frame(qtbot, fake_camera_video: Path) -> None:
+    """A seek asked from the GUI thread is honoured by the camera thread, even while paused: exactly that frame
+    comes, with its time in the file."""
+    got: list[tuple[float, float]] = []
+    cam = CameraWorker(
+        lambda: VideoFileSource(fake_camera_video, fps=100), lambda f, i, t: got.append((t, float(f[5, 150, 0])))
+    )
+    cam.start()
+    try:
+        qtbot.waitUntil(lambda: len(got) >= 3, timeout=5000)
+        with qtbot.waitSignal(cam.sig_paused, timeout=5000, check_params_cb=lambda paused: paused):
+            cam.set_paused(True)
+        n = len(got)
+        assert cam.request_seek(40)
+        qtbot.waitUntil(lambda: len(got) == n + 1, timeout=5000)
+        t, value = got[-1]
+        assert t == pytest.approx(40 / 30) and abs(value - 4 * 40) <= 3  # frame 40 has brightness 160
+        assert cam.request_seek(10)
+        qtbot.waitUntil(lambda: len(got) == n + 2, timeout=5000)
+        assert got[-1][0] == pytest.approx(10 / 30) and abs(got[-1][1] - 40) <= 3  # backwards too
+    finally:
+        retire(cam)
+
+
+def test_a_live_camera_stamps_frames_with_a_clock_and_cannot_seek(qtbot) -> None:
+    class Live:
+        name = "camera 0"
+        ended = False
+
+        def open(self):
+            pass
+
+        def read(self):
+            return np.zeros((8, 8, 3), np.uint8)
+
+        def close(self):
+            pass
+
+    times: list[float] = []
+    sources: list[tuple] = []
+    cam = CameraWorker(Live, lambda f, i, t: times.append(t))
+    cam.sig_source.connect(lambda *a: sources.append(a))
+    cam.start()
+    try:
+        qtbot.waitUntil(lambda: len(times) >= 5, timeout=5000)
+        assert not cam.request_seek(3) and sources == [(0.0, 0, False)]
+        snapshot = list(times[:5])
+        assert snapshot == sorted(snapshot) and snapshot[0] >= 0.0
+    finally:
+        retire(cam)
+
+
 def test_missing_camera_reports_clearly(qtbot) -> None:
     class Missing:
         name = "camera 7"
@@ -240,7 +297,7 @@ def test_missing_camera_reports_clearly(qtbot) -> None:
         def close(self):
             pass
 
-    cam = CameraWorker(Missing, lambda f, i: None)
+    cam = CameraWorker(Missing, lambda f, i, t: None)
     with qtbot.waitSignal(cam.sig_error, timeout=5000) as blocker:
         cam.start()
     assert "could not be opened" in blocker.args[0]
@@ -248,7 +305,7 @@ def test_missing_camera_reports_clearly(qtbot) -> None:
 
 
 def test_real_missing_camera_index(qtbot) -> None:
-    cam = CameraWorker(lambda: OpenCVCamera(97), lambda f, i: None)
+    cam = CameraWorker(lambda: OpenCVCamera(97), lambda f, i, t: None)
     with qtbot.waitSignal(cam.sig_error, timeout=10000) as blocker:
         cam.start()
     assert "Camera 97 could not be opened" in blocker.args[0]
@@ -271,7 +328,7 @@ def test_unplugged_camera_reports_and_stops(qtbot) -> None:
         def close(self):
             pass
 
-    cam = CameraWorker(Unplugged, lambda f, i: None)
+    cam = CameraWorker(Unplugged, lambda f, i, t: None)
     cam.MAX_FAILED_READS = 5
     with qtbot.waitSignal(cam.sig_error, timeout=5000) as blocker:
         cam.start()
