@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,12 +36,13 @@ class FakePredictor:
 
     It finds one face in the middle of the image. RAN's region weights follow each region's brightness (so occluding
     a region changes them) and its probabilities the face's brightness; the baseline reads the same numbers in reverse,
-    so the two models disagree. ``delay`` makes every call slow, to test latest-wins queues.
+    so the two models disagree. With ``gate`` (a ``threading.Event``) every call waits until the test sets it, so a
+    test decides how long the model is busy.
     """
 
-    def __init__(self, arch: str = "ran", delay: float = 0.0, faces: int = 1) -> None:
+    def __init__(self, arch: str = "ran", gate: threading.Event | None = None, faces: int = 1) -> None:
         self.arch = arch
-        self.delay = delay
+        self.gate = gate
         self.faces = faces
         self.calls = 0
         self.lock = threading.Lock()
@@ -71,8 +71,8 @@ class FakePredictor:
         with self.lock:
             self.calls += 1
             self.seen.append(float(rgb.mean()))
-        if self.delay:
-            time.sleep(self.delay)
+        if self.gate is not None:
+            assert self.gate.wait(10), "the test never released the fake model"
         h, w = rgb.shape[:2]
         gray = rgb.mean(axis=2)
         out = []

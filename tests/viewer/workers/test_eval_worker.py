@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 from eval_fixtures import POSE_BINS, TurnedFaceDetector, make_deletion, make_ferplus, make_pair
@@ -101,12 +100,22 @@ def test_worker_reports_bad_input(qtbot, ferplus, models, tmp_path, case, expect
 
 
 class SlowBackend(CoreBackend):
-    """Fake backend: no files, an evaluation of 50 'batches' that polls should_stop like the real one."""
+    """Fake backend: no files; an evaluation of 50 'batches' that polls should_stop like the real one, and that waits
+    before its first batch until the test releases it (``release``), so the test decides when it is running. With
+    ``gated=False`` it runs straight through. ``fail`` raises at once."""
 
-    def __init__(self, fail: bool = False) -> None:
+    def __init__(self, fail: bool = False, gated: bool = True) -> None:
         self.fail = fail
         self.started = threading.Event()
+        self.release = threading.Event()
+        if not gated:
+            self.release.set()
         self.gui_thread_calls = 0
+
+    def _wait_for_release(self, stop) -> None:
+        assert self.release.wait(10), "the test never released the fake evaluation"
+        if stop():
+            self.release.clear()  # released by a stop: the next run (a re-run) waits again
 
     def open_dataset(self, request):
         class Split:
@@ -124,14 +133,20 @@ class SlowBackend(CoreBackend):
         if threading.current_thread() is threading.main_thread():
             self.gui_thread_calls += 1
         self.started.set()
+        if self.fail:
+            raise RuntimeError("CUDA out of memory (pretend)")
+        self._wait_for_release(stop)
         for k in range(50):
             if stop():
                 raise EvaluationCancelled("stop")
-            if self.fail and k == 3:
-                raise RuntimeError("CUDA out of memory (pretend)")
-            time.sleep(0.01)
             progress(k + 1, 50)
         return make_pair()[model]
+
+
+def release_on_stop(worker, backend: SlowBackend) -> None:
+    """Asking ``worker`` to stop also releases the fake evaluation, which then sees the stop at its next batch."""
+    stop = worker.stop
+    worker.stop = lambda: (stop(), backend.release.set())
 
 
 def test_worker_cancels(qtbot, tmp_path) -> None:
@@ -139,6 +154,7 @@ def test_worker_cancels(qtbot, tmp_path) -> None:
     worker = EvalWorker(EvalRequest("ferplus", str(tmp_path), "valid", None, {"ran": "ran"}), backend=backend)
     finished = []
     worker.sig_finished.connect(finished.append)
+    release_on_stop(worker, backend)
     with qtbot.waitSignal(worker.sig_cancelled, timeout=5000):
         worker.start()
         assert backend.started.wait(5)
@@ -164,6 +180,7 @@ def test_widget_runs_in_background_and_shows_results(qtbot, tmp_path) -> None:
     assert w.run_evaluation()
     # run_evaluation returned at once: the GUI thread is free while the worker evaluates.
     assert s.status == "running" and not w.run_button.isEnabled() and w.cancel_button.isEnabled()
+    w.backend.release.set()
     qtbot.waitUntil(lambda: s.status == "done", timeout=10000)
     assert s.roles == ["ran", "baseline"] and w.worker is None
     assert "RAN 75.00%" in w.status_label.text() and w.table.rowCount() == 3
@@ -179,9 +196,11 @@ def test_widget_cancel_and_rerun_replaces_worker(qtbot, tmp_path) -> None:
     s.set_model("ran", "ran")
     w.run_evaluation()
     first = w.worker
+    release_on_stop(first, w.backend)
     assert w.backend.started.wait(5)
     w.run_evaluation()  # replaces the running worker: the first is stopped, waited for and disconnected
     assert not first.isRunning() and w.worker is not first
+    release_on_stop(w.worker, w.backend)
     qtbot.mouseClick(w.cancel_button, pytest.importorskip("PySide6.QtCore").Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: s.status == "cancelled", timeout=5000)
     assert "cancelled" in w.status_label.text() and not s.has_results
@@ -208,6 +227,7 @@ def test_shutdown_stops_a_running_evaluation(qtbot, tmp_path) -> None:
     s.set_model("ran", "ran")
     w.run_evaluation()
     worker = w.worker
+    release_on_stop(worker, w.backend)
     assert w.backend.started.wait(5)
     w.shutdown()  # what the main window's close (or the app's aboutToQuit) does
     assert w.worker is None and not worker.isRunning()
@@ -275,18 +295,19 @@ class SlowDeletionBackend(SlowBackend):
     """The fake evaluation, then deletion curves of 50 batches that poll should_stop like ran_core's."""
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__(gated=False)
         self.deletion_started = threading.Event()
+        self.deletion_release = threading.Event()
 
     def regions_of(self, model):
         return None
 
     def deletion(self, model, split, regions, request, progress, stop):
         self.deletion_started.set()
+        assert self.deletion_release.wait(10), "the test never released the fake deletion curves"
         for k in range(50):
             if stop():
                 raise EvaluationCancelled("stop")
-            time.sleep(0.01)
             progress(k + 1, 50)
         raise AssertionError("the deletion curves were not cancelled")
 
@@ -302,12 +323,16 @@ def test_worker_cancels_during_the_deletion_curves(qtbot, tmp_path) -> None:
         worker.start()
         assert backend.deletion_started.wait(5)
         worker.stop()
+        backend.deletion_release.set()
     worker.wait()
     assert not finished and not analyses
 
 
 class AnalysesBackend(SlowBackend):
     """The fake evaluation with instant landmarks, pose bins and deletion curves."""
+
+    def __init__(self) -> None:
+        super().__init__(gated=False)
 
     def attach_landmarks(self, split, request, progress, stop):
         progress(50, 50)

@@ -348,7 +348,10 @@ def test_thumbnails_load_off_thread(qtbot, image_files: list[Path]) -> None:
 
 
 def test_retire_stops_a_busy_worker(qtbot) -> None:
-    w = InferenceWorker(Analyzer(FakePredictor("ran", delay=0.2)))
+    gate = threading.Event()
+    w = InferenceWorker(Analyzer(FakePredictor("ran", gate=gate)))
+    stop = w.stop
+    w.stop = lambda: (stop(), gate.set())  # the model call ends once the stop is asked for, not before
     w.start()
     with qtbot.waitSignal(w.sig_busy, timeout=5000, check_params_cb=lambda busy: busy):
         w.submit_image(face_image())  # the request is being worked on once the worker says it is busy
