@@ -27,11 +27,16 @@ FIXED_REGIONS: dict[str, tuple[float, float, float, float]] = {
     "center_90": (0.1, 0.1, 0.9, 0.9),
     "center_75": (0.125, 0.125, 0.875, 0.875),
     "center_top": (0.125, 0.0, 0.875, 0.75),
+    # Not in the official loaders: mouth and chin only, the one crop a bar across the eyes (rows 0.2-0.48) leaves
+    # untouched — every official crop contains both eyes or one eye. Opt in with ``--region-names``.
+    "bottom": (0.125, 0.5, 0.875, 1.0),
 }
 # The paper uses 6 regions on FERPlus: the face, both upper quadrant-crops (each eye with its brow), the lower-centre
-# crop (mouth and nose) and two centred zooms; 8 (all of the above) on AffectNet.
+# crop (mouth and nose) and two centred zooms; 8 on AffectNet (the official loader's crops).
 DEFAULT_FIXED_REGIONS: tuple[str, ...] = ("face", "top_left", "top_right", "center_down", "center_90", "center_75")
-AFFECTNET_FIXED_REGIONS: tuple[str, ...] = tuple(FIXED_REGIONS)
+AFFECTNET_FIXED_REGIONS: tuple[str, ...] = (
+    "face", "top_left", "top_right", "center_down", "center_95", "center_90", "center_75", "center_top"
+)
 # The 5-point landmark order used everywhere in ran_core (MTCNN's order).
 LANDMARK_NAMES: tuple[str, ...] = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 SCHEMES: tuple[str, ...] = ("fixed", "random", "landmark")

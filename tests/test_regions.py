@@ -48,7 +48,7 @@ def test_region_zero_is_the_face(scheme: str) -> None:
 def test_fixed_boxes_are_the_documented_fractions() -> None:
     cfg = RegionConfig(names=AFFECTNET_FIXED_REGIONS)
     names, boxes, _ = _boxes(cfg)
-    assert names == list(FIXED_REGIONS)
+    assert names == list(AFFECTNET_FIXED_REGIONS) and set(names) <= set(FIXED_REGIONS)
     x1, y1, x2, y2 = FACE
     w, h = x2 - x1, y2 - y1
     for name, box in zip(names, boxes):
@@ -246,3 +246,18 @@ def test_landmark_batch_falls_back_per_face_not_per_batch() -> None:
         np.testing.assert_allclose(batch[i].numpy(), alone)
     all_missing, scheme = region_boxes_batch(cfg, faces, torch.full_like(lms, float("nan")), canvas_size=(H, W))
     assert scheme == "fixed"
+
+
+def test_only_the_bottom_crop_escapes_the_eye_bar() -> None:
+    """Every official crop holds an eye, so a bar across the eyes reaches all of them; ``bottom`` is the opt-in crop
+    it leaves untouched (what it is for)."""
+    from ran_core.data.pipeline import occlude_batch
+
+    face = torch.from_numpy(np.random.default_rng(1).integers(1, 256, (1, 1, 48, 48), dtype=np.uint8))
+    barred = occlude_batch(face, "eyes")
+    names = (*AFFECTNET_FIXED_REGIONS, "bottom")
+    cfg = RegionConfig(names=names)
+    _, _, clean, _ = _face_crops(face[0], cfg, 24)
+    _, _, covered, _ = _face_crops(barred[0], cfg, 24)
+    changed = {n for n, a, b in zip(names, clean, covered) if not torch.equal(a, b)}
+    assert changed == set(AFFECTNET_FIXED_REGIONS)
