@@ -35,7 +35,14 @@ FIXED_REGIONS: dict[str, tuple[float, float, float, float]] = {
 # crop (mouth and nose) and two centred zooms; 8 on AffectNet (the official loader's crops).
 DEFAULT_FIXED_REGIONS: tuple[str, ...] = ("face", "top_left", "top_right", "center_down", "center_90", "center_75")
 AFFECTNET_FIXED_REGIONS: tuple[str, ...] = (
-    "face", "top_left", "top_right", "center_down", "center_95", "center_90", "center_75", "center_top"
+    "face",
+    "top_left",
+    "top_right",
+    "center_down",
+    "center_95",
+    "center_90",
+    "center_75",
+    "center_top",
 )
 # The 5-point landmark order used everywhere in ran_core (MTCNN's order).
 LANDMARK_NAMES: tuple[str, ...] = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
