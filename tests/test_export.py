@@ -110,3 +110,24 @@ def test_int8_export_and_eval_of_onnx_models(ferplus_root, tmp_path) -> None:
         accs[name] = json.loads((tmp_path / name / "metrics.json").read_text())["overall"]
     assert accs["onnx"] == accs["torch"]  # the same graph: the same answers
     assert accs["int8"]["n"] == accs["torch"]["n"]
+
+
+def test_cli_logging_shows_ran_core_info_but_not_other_libraries() -> None:
+    """The ONNX exporter logs INFO lines of its own; the command line shows ran_core's progress only."""
+    import logging
+
+    from ran_core.cli import configure_logging
+
+    root, ours = logging.getLogger(), logging.getLogger("ran_core")
+    saved = root.level, ours.level
+    try:
+        configure_logging(verbose=False)
+        assert logging.getLogger("ran_core.engine.trainer").isEnabledFor(logging.INFO)
+        assert not logging.getLogger("onnxscript").isEnabledFor(logging.INFO)
+        assert logging.getLogger("onnxscript").isEnabledFor(logging.WARNING)
+        configure_logging(verbose=True)
+        assert logging.getLogger("onnxscript").isEnabledFor(logging.DEBUG)
+        assert logging.getLogger("ran_core.engine.trainer").isEnabledFor(logging.DEBUG)
+    finally:
+        root.setLevel(saved[0])
+        ours.setLevel(saved[1])
