@@ -40,7 +40,9 @@ def add_parser(sub: argparse._SubParsersAction, name: str, help_text: str) -> ar
     a(
         "--region-names",
         nargs="+",
-        help="fixed regions to use [face top_left top_right center_down center_90 center_75]",
+        help="fixed regions to use, 'face' first; known: face top_left top_right center_down center_95 center_90 "
+        "center_75 center_top bottom (mouth and chin, not in the paper) [face top_left top_right center_down "
+        "center_90 center_75]",
     )
     a("--num-random", type=int, help="regions of the random scheme [6]")
     a("--landmark-ratio", type=float, help="landmark square side / face side [0.4]")
