@@ -172,6 +172,12 @@ BACKBONES: dict[str, BackboneInfo] = {
     "compact": BackboneInfo(
         lambda c: CompactResNet(c), "compact 4-stage ResNet for 40-112 px faces, CPU-trainable", 48, "gray"
     ),
+    "compact_wide": BackboneInfo(
+        lambda c: CompactResNet(c, widths=(24, 48, 96, 192)),
+        "compact ResNet at 1.5x width (~0.68 M parameters; ~0.6x the training speed of compact on a CPU)",
+        48,
+        "gray",
+    ),
     "sepconv": BackboneInfo(
         lambda c: SeparableCNN(c), "depthwise-separable CNN for 48 px faces (~46 k parameters)", 48, "gray"
     ),
