@@ -210,3 +210,30 @@ def test_report_formats_a_saved_result_without_running_anything() -> None:
     assert "applied up to 1 frame(s) later" in text and "1 detector runs failed" in text
     assert "before: PyTorch, detection inside the frame loop: skipped (stream path failed (boom))" in text
     assert text.endswith("end_to_end_fps: 120.0")
+
+
+def test_training_per_region_loop_variant() -> None:
+    model = create_model("ran_compact", input_size=24)
+    tr = bench.bench_training(model, CPU, 2, ("fp32", "fp32+loop"), _tiny_plan())
+    assert [r["variant"] for r in tr["rows"]] == ["fp32", "fp32+loop"]
+    assert all(r["loss_finite"] for r in tr["rows"])
+    assert set(tr["batched_vs_loop_speedup"]) == {"fp32"} and tr["batched_vs_loop_speedup"]["fp32"] > 0
+    assert model.region_chunk is None  # the measured copy loops; the model itself is untouched
+    with pytest.raises(ValueError, match="unknown variant"):
+        bench.bench_training(model, CPU, 2, ("fp32+sideways",), _tiny_plan())
+
+
+def test_cli_training_section_at_a_chosen_input_size(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(bench.BenchPlan, "quick", classmethod(lambda cls: _tiny_plan()))
+    out = tmp_path / "bench.json"
+    args = ["bench", "--quick", "--device", "cpu", "--sections", "training", "--no-progress", "--json", str(out)]
+    code = main(args + ["--model", "ran_compact", "--baseline", "baseline_compact", "--input-size", "32"])
+    assert code == 0
+    tr = json.loads(out.read_text())["training"]
+    assert tr["ran"]["input_size"] == tr["baseline"]["input_size"] == 32
+    looped = [r for r in tr["ran"]["rows"] if r["variant"].endswith("+loop")]
+    assert len(looped) == 1 and looped[0]["variant"] == tr["ran"]["best"] + "+loop"
+    assert set(tr["ran"]["batched_vs_loop_speedup"]) == {tr["ran"]["best"]}
+    assert not any(r["variant"].endswith("+loop") for r in tr["baseline"]["rows"])  # one region: nothing to loop
+    report = bench.format_report(json.loads(out.read_text()))
+    assert "as fast as the per-region loop" in report

@@ -143,13 +143,17 @@ def load_average() -> float | None:
 
 
 def resolve_models(
-    model: str | None = None, baseline: str | None = None, device: torch.device | str = "cpu"
+    model: str | None = None,
+    baseline: str | None = None,
+    device: torch.device | str = "cpu",
+    input_size: int | None = None,
 ) -> tuple[nn.Module, nn.Module, list[str]]:
     """The RAN and baseline models to measure, and notes on where they came from.
 
     Each may be a saved model (bundled name or path) or a registered name (built fresh, random weights). ``None``
     picks the bundled ``ran-ferplus`` / ``baseline-ferplus`` when installed, else ``ran_compact`` /
-    ``baseline_compact`` built fresh (speed does not depend on the weights).
+    ``baseline_compact`` built fresh (speed does not depend on the weights). ``input_size`` sets the input of the
+    registered names built fresh (a saved model keeps its own).
     """
     from ran_core.saved_model import list_bundled_models
 
@@ -161,7 +165,7 @@ def resolve_models(
         (baseline, "baseline-ferplus", "baseline_compact"),
     ):
         name = given or (saved if saved in bundled else fresh)
-        m, note = _load_or_create(name, device)
+        m, note = _load_or_create(name, device, input_size)
         if given is None and name == fresh:
             note += f" (bundled {saved!r} not installed)"
         notes.append(note)
@@ -169,13 +173,14 @@ def resolve_models(
     return out[0], out[1], notes
 
 
-def _load_or_create(name: str, device: torch.device | str) -> tuple[nn.Module, str]:
+def _load_or_create(name: str, device: torch.device | str, input_size: int | None = None) -> tuple[nn.Module, str]:
     from ran_core.models import create_model, list_models
     from ran_core.saved_model import load_model
 
     if name in list_models():
         torch.manual_seed(0)
-        return create_model(name).to(device).eval(), f"{name}: freshly created, random weights"
+        m = create_model(name, **({"input_size": input_size} if input_size else {})).to(device).eval()
+        return m, f"{name}: freshly created at {m.config.input_size} px, random weights"
     model = load_model(name, device=device)
     return model, f"{name}: saved model {model.config.name} from {getattr(model, 'source_path', name)}"
 
@@ -215,8 +220,11 @@ def time_fn(fn: Callable[[], Any], device: torch.device, min_time: float, min_it
 
 
 def parse_variant(name: str, device: torch.device) -> tuple[bool, torch.dtype | None]:
-    """``(channels_last, autocast dtype)`` of a variant name."""
+    """``(channels_last, autocast dtype)`` of a variant name such as ``bf16+channels_last`` (a ``+loop`` part, the
+    official per-region loop, is read by the callers that support it)."""
     parts = name.split("+")
+    if any(p not in ("channels_last", "loop") for p in parts[1:]):
+        raise ValueError(f"unknown variant {name!r}")
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(parts[0])
     if parts[0] not in ("fp32", "channels_last", "bf16", "fp16"):
         raise ValueError(f"unknown variant {name!r}")

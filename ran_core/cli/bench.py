@@ -26,6 +26,9 @@ def add_parser(sub: argparse._SubParsersAction, name: str, help_text: str) -> ar
     p.add_argument(
         "--baseline", help="baseline model likewise (default: bundled baseline-ferplus, else baseline_compact)"
     )
+    p.add_argument(
+        "--input-size", type=int, metavar="PX", help="input size of models given as registered names (e.g. 112)"
+    )
     p.add_argument("--detector", default="auto", help="face detector for the camera path (default: auto)")
     p.add_argument("--quick", action="store_true", help="small batches and short timings: a fast rough look")
     p.add_argument("--threads", type=int, metavar="N", help="torch CPU threads (default: torch's choice)")
@@ -54,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
             detector=args.detector,
             sections=args.sections,
             progress=not args.no_progress,
+            input_size=args.input_size,
         )
     except (ModelLoadError, ValueError) as exc:
         print(f"ran-core bench: {exc}", file=sys.stderr)
