@@ -14,7 +14,7 @@ from ran_core import create_model, save_model
 from ran_core.cli import main
 from ran_core.faces import create_detector
 from ran_core.faces import detectors as detectors_mod
-from ran_core.faces.pose import estimate_pose, project_model
+from ran_core.faces.pose import FACE_MODEL_3D, estimate_pose, project_model, rotation_from_pose
 from ran_core.imageio import read_image
 
 SAMPLES = Path(__file__).resolve().parents[1] / "resources" / "samples"
@@ -31,6 +31,19 @@ def test_recovers_known_angles_of_synthetic_faces() -> None:
     # error grows with the angle only through perspective; a far face is recovered as well
     far = estimate_pose(project_model(45, 10, 5, distance=3000), (480, 640))
     assert abs(far.yaw - 45) < 1 and abs(far.pitch - 10) < 1 and abs(far.roll - 5) < 1
+
+
+def test_a_smile_is_not_read_as_pitch() -> None:
+    """Mouth corners 8 mm up and 4 mm out (a broad smile) barely move pitch; yaw and roll stay as before."""
+    smiling = FACE_MODEL_3D.copy()
+    smiling[3] += [-4.0, -8.0, 0.0]
+    smiling[4] += [4.0, -8.0, 0.0]
+    for yaw in (-30, 0, 30):
+        for pitch in (-20, 0, 20):
+            cam = (smiling - FACE_MODEL_3D.mean(0)) @ rotation_from_pose(yaw, pitch, 0).T + [0.0, 0.0, 600.0]
+            pts = 500.0 * cam[:, :2] / cam[:, 2:] + [320.0, 240.0]
+            got = estimate_pose(pts, (480, 640))
+            assert abs(got.pitch - pitch) < 3.0, (yaw, pitch, got)
 
 
 def test_sign_conventions() -> None:
@@ -65,6 +78,8 @@ def test_frontal_and_three_quarter_sample_photos() -> None:
         (face,) = mtcnn.detect(rgb)
         poses[name] = estimate_pose(face.five_points, rgb.shape[:2])
     assert abs(poses["astronaut"].yaw) < 10 and abs(poses["grace_hopper"].yaw) < 10
+    # the astronaut smiles broadly at the camera: not a head tilted down (the 5-point fit alone said -34 degrees)
+    assert abs(poses["astronaut"].pitch) < 10 and abs(poses["grace_hopper"].pitch) < 10
     assert abs(poses["cameraman"].yaw) > 30  # the cameraman looks into his camera, face turned
 
 
