@@ -14,7 +14,7 @@ from ran_core.bench._common import BenchPlan, describe_model, load_average, mach
 from ran_core.bench.camera import bench_camera
 from ran_core.bench.inference import bench_inference, bench_onnx, bench_threads
 from ran_core.bench.regions import compare_region_strategies
-from ran_core.bench.training import bench_training
+from ran_core.bench.training import bench_training, loop_speedups
 from ran_core.devices import resolve_device
 
 
@@ -93,8 +93,7 @@ def run_bench(
         if ran.config.regions.num_regions > 1 and "loop" not in best.split("+"):
             looped = bench_training(ran, dev, plan.train_batch, [best + "+loop"], plan, progress)
             ran_tr["rows"] += looped["rows"]
-            best_rate = next(r["samples_per_s"] for r in ran_tr["rows"] if r["variant"] == best)
-            ran_tr["batched_vs_loop_speedup"] = {best: best_rate / looped["rows"][0]["samples_per_s"]}
+            ran_tr["batched_vs_loop_speedup"] = loop_speedups(ran_tr["rows"])
     if "camera" in sections:
         camera = bench_camera(ran, dev, detector, plan.camera_frames, progress, detector_frames=plan.detector_frames)
         result["camera"] = camera

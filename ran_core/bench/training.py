@@ -145,12 +145,14 @@ def bench_training(
         "memory_method": mem.method,
         "optimizer": "SGD(momentum=0.9) + RANCriterion (CE + RB-loss)",
     }
-    by_variant = {r["variant"]: r["samples_per_s"] for r in rows}
-    speedups = {
-        v[: -len("+loop")]: by_variant[v[: -len("+loop")]] / by_variant[v]
-        for v in by_variant
-        if v.endswith("+loop") and v[: -len("+loop")] in by_variant
-    }
+    speedups = loop_speedups(rows)
     if speedups:
         result["batched_vs_loop_speedup"] = speedups
     return result
+
+
+def loop_speedups(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """``{variant: samples/s batched over samples/s with +loop}`` for each variant measured both ways."""
+    rate = {r["variant"]: r["samples_per_s"] for r in rows}
+    batched = {v.removesuffix("+loop"): v for v in rate if v.endswith("+loop")}
+    return {b: rate[b] / rate[looped] for b, looped in batched.items() if b in rate}

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from ran_core.data.base import SkipReport
-from ran_core.data.ferplus import LABEL_FILE, SPLIT_FOLDERS
+from ran_core.data.ferplus import LABEL_FILE, SPLIT_FOLDERS, _parse_row
 
 logger = logging.getLogger(__name__)
 
@@ -75,16 +75,15 @@ def delta_decode(residuals: np.ndarray) -> np.ndarray:
 
 
 def _label_names(label_bytes: bytes) -> list[str]:
-    """The image names of a ``label.csv`` in file order (header and malformed rows skipped, as the reader does)."""
-    names = []
+    """The image names of a ``label.csv`` in file order, parsed as :func:`~ran_core.data.ferplus.read_ferplus` does
+    (header and malformed rows skipped, each name once)."""
+    names: dict[str, None] = {}  # ordered, O(1) membership
     text = label_bytes.decode("utf-8-sig", errors="surrogateescape")
     for row in csv.reader(io.StringIO(text, newline="")):
-        if not row or not row[0].strip() or row[0].strip().lower().startswith("image"):
-            continue
-        name = row[0].strip()
-        if name.lower().endswith((".png", ".jpg", ".jpeg", ".bmp")) and name not in names:
-            names.append(name)
-    return names
+        parsed = _parse_row(row) if row else None
+        if parsed is not None:
+            names.setdefault(parsed[0])
+    return list(names)
 
 
 def pack_ferplus(

@@ -117,6 +117,19 @@ _PITCH_GRID = np.arange(-80.0, 80.001, 0.5)
 _PITCH_WEIGHTS = np.array([1.0, 1.0, 1.0, 0.05, 0.05])
 
 
+def _pitch_rotations(pitches: np.ndarray) -> np.ndarray:
+    """``Rx(-pitch)`` of :func:`rotation_from_pose` for many pitches at once, ``(G, 3, 3)``."""
+    p = np.radians(-pitches)
+    c, s = np.cos(p), np.sin(p)
+    rx = np.zeros((len(p), 3, 3))
+    rx[:, 0, 0] = 1.0
+    rx[:, 1, 1], rx[:, 1, 2], rx[:, 2, 1], rx[:, 2, 2] = c, -s, s, c
+    return rx
+
+
+_PITCH_RX = _pitch_rotations(_PITCH_GRID)  # fixed grid: built once, not per face
+
+
 def _refit_pitch(pts: np.ndarray, pose: HeadPose, camera: np.ndarray, depth: float) -> float:
     """Pitch refitted with the mouth corners down-weighted, yaw, roll and distance kept from the 5-point fit.
 
@@ -128,32 +141,22 @@ def _refit_pitch(pts: np.ndarray, pose: HeadPose, camera: np.ndarray, depth: flo
     """
     f, cx, cy = camera[0, 0], camera[0, 2], camera[1, 2]
     w = _PITCH_WEIGHTS
-    cam = np.einsum("kj,gij->gki", FACE_MODEL_3D, _rotations(pose.yaw, _PITCH_GRID, pose.roll))  # (G, 5, xyz)
+    rots = rotation_from_pose(pose.yaw, 0.0, pose.roll) @ _PITCH_RX  # Rz(roll) Ry(-yaw) Rx(-pitch), (G, 3, 3)
+    cam = np.einsum("kj,gij->gki", FACE_MODEL_3D, rots)  # (G, 5, xyz)
     z = cam[..., 2] + depth
-    if (z <= 0).all():
-        return pose.pitch
     tx = (w * ((pts[:, 0] - cx) * z / f - cam[..., 0])).sum(1, keepdims=True) / w.sum()
     ty = (w * ((pts[:, 1] - cy) * z / f - cam[..., 1])).sum(1, keepdims=True) / w.sum()
     res = (
         w * ((f * (cam[..., 0] + tx) / z + cx - pts[:, 0]) ** 2 + (f * (cam[..., 1] + ty) / z + cy - pts[:, 1]) ** 2)
     ).sum(1)
     res[(z <= 0).any(1)] = np.inf  # a point behind the camera: no solution
+    if not np.isfinite(res).any():
+        return pose.pitch
     i = int(np.clip(np.argmin(res), 1, len(res) - 2))
     a, b, c = res[i - 1], res[i], res[i + 1]
     denom = a - 2 * b + c
     shift = 0.5 * (a - c) / denom if np.isfinite(denom) and denom > 1e-15 else 0.0
     return float(_PITCH_GRID[i] + max(-1.0, min(1.0, shift)) * (_PITCH_GRID[1] - _PITCH_GRID[0]))
-
-
-def _rotations(yaw: float, pitches: np.ndarray, roll: float) -> np.ndarray:
-    """:func:`rotation_from_pose` for one yaw and roll and many pitches at once, ``(G, 3, 3)``."""
-    ry_rz = rotation_from_pose(yaw, 0.0, roll)  # Rz(roll) @ Ry(-yaw)
-    p = np.radians(-np.asarray(pitches, dtype=np.float64))
-    c, s = np.cos(p), np.sin(p)
-    rx = np.zeros((len(p), 3, 3))
-    rx[:, 0, 0] = 1.0
-    rx[:, 1, 1], rx[:, 1, 2], rx[:, 2, 1], rx[:, 2, 2] = c, -s, s, c
-    return ry_rz @ rx
 
 
 def project_model(
