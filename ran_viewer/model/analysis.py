@@ -63,6 +63,7 @@ class ModelsInfo:
     baseline_name: str = ""
     errors: list[str] = field(default_factory=list)
     detector: str = ""
+    ran_mean: tuple[float, ...] = ()  # RAN's normalisation mean (0-1), what covered regions are filled with
 
 
 def model_display_name(spec: Any) -> str:

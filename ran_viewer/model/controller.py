@@ -105,6 +105,8 @@ class ViewerController:
         self.models: tuple[Any, Any, str] | None = None
         self.models_pending = False
         self.detector_name = ""
+        # what "cover regions by weight" fills with: RAN's normalisation mean as RGB, like ran_core's deletion curves
+        self.cover_color: tuple[int, int, int] = (128, 128, 128)
         state.events.sources.connect(self._on_sources)
         state.events.occluders.connect(self._on_occluders)
 
@@ -173,6 +175,7 @@ class ViewerController:
     def on_models_loaded(self, info: ModelsInfo) -> None:
         """The engine loaded (some of) the models: names, errors, and the current image read again."""
         self.detector_name = info.detector
+        self.cover_color = mean_color(info.ran_mean)
         self._set_models_pending(False)
         self.state.set_model_names(info.ran_name, info.baseline_name)
         for err in info.errors:
@@ -378,3 +381,13 @@ class ViewerController:
 
     def on_inference_stats(self, fps: float, dropped: int) -> None:
         self.state.set_camera(analysed_fps=fps, dropped=dropped)
+
+
+def mean_color(mean: tuple[float, ...] | list[float]) -> tuple[int, int, int]:
+    """A model's normalisation mean (0-1, one value for grayscale models or three for RGB) as an RGB colour; mid-grey
+    when the model gives none."""
+    vals = [min(max(float(m), 0.0), 1.0) for m in mean] or [0.5]
+    if len(vals) == 1:
+        vals = vals * 3
+    r, g, b = (round(255 * v) for v in vals[:3])
+    return r, g, b

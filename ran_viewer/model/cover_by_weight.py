@@ -4,9 +4,9 @@ face you are looking at.
 ``ran_core.engine.deletion`` covers every face's regions in decreasing order of RAN's α·β share (region 0, the
 whole face, never: it would cover everything) and records the accuracy after each step. :class:`CoverByWeight` does
 the same for the selected face of the shown still image, one step at a time: each step puts a
-:class:`~ran_viewer.model.occluders.RectOccluder` over the next region's box, filled with the mid-grey that
-``ran_core``'s deletion fills with (the normalisation mean, 0.5, of the bundled models), so the controller re-reads
-the SAME faces on the edited image and both models' new predictions come back. Stepping back removes the last
+:class:`~ran_viewer.model.occluders.RectOccluder` over the next region's box, filled with what ``ran_core``'s
+deletion fills with (RAN's normalisation mean: mid-grey for the bundled models), so the controller re-reads the SAME
+faces on the edited image and both models' new predictions come back. Stepping back removes the last
 patch. No Qt here: the buttons live in :mod:`ran_viewer.widgets.cover_steps`, tests drive this with plain pytest.
 """
 
@@ -23,8 +23,8 @@ from ran_viewer.model.occluders import RectOccluder
 from ran_viewer.model.viewer_state import clean_match
 from ran_viewer.model.weights import region_values
 
-# ran_core's deletion fills covered pixels with the model's normalisation mean; 0.5 for the bundled models = grey 128.
-COVER_FILL = "gray"
+# ran_core's deletion fills covered pixels with the model's normalisation mean: the controller's cover_color.
+COVER_FILL = "mean"
 
 
 class CoverByWeightEvents:
@@ -145,8 +145,7 @@ class CoverByWeight:
             return False
         self.step += 1
         k = self.step - 1
-        x1, y1, x2, y2 = self.boxes[k]
-        self.state.add_occluder(RectOccluder(fill=COVER_FILL, x1=x1, y1=y1, x2=x2, y2=y2))
+        self.state.add_occluder(self._patch(self.boxes[k]))
         self.state.select(self.face_index, self.order[k])  # the region just covered, highlighted
         self._record()
         self._announce()
@@ -179,7 +178,11 @@ class CoverByWeight:
     def occluders(self, step: int | None = None) -> list[RectOccluder]:
         """The patches of ``step`` (default: the current one), as :meth:`forward` puts them on the image."""
         step = self.step if step is None else step
-        return [RectOccluder(fill=COVER_FILL, x1=b[0], y1=b[1], x2=b[2], y2=b[3]) for b in self.boxes[:step]]
+        return [self._patch(b) for b in self.boxes[:step]]
+
+    def _patch(self, box: tuple[float, float, float, float]) -> RectOccluder:
+        x1, y1, x2, y2 = box
+        return RectOccluder(fill=COVER_FILL, color=self.controller.cover_color, x1=x1, y1=y1, x2=x2, y2=y2)
 
     # --- what the status bar says ----------------------------------------------------------------------------------
 

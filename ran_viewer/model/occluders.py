@@ -9,14 +9,9 @@ from __future__ import annotations
 import math
 import zlib
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-
-if TYPE_CHECKING:
-    pass
-
 
 FILLS: tuple[str, ...] = ("black", "gray", "noise", "blur")
 
@@ -44,6 +39,8 @@ class Occluder:
     """Base class: a filled shape in image pixel coordinates."""
 
     fill: str = "black"
+    # the colour of fill "mean" (RGB 0-255): a model's normalisation mean, what ran_core's deletion covers with
+    color: tuple[int, int, int] | None = None
 
     def bounds(self) -> Box:
         """``(x1, y1, x2, y2)`` enclosing the shape."""
@@ -196,6 +193,8 @@ def _fill_pixels(occ: Occluder, roi: np.ndarray, sel: np.ndarray) -> np.ndarray:
         return np.zeros(3, np.uint8)
     if occ.fill == "gray":
         return np.full(3, 128, np.uint8)
+    if occ.fill == "mean":
+        return np.asarray(occ.color if occ.color is not None else (128, 128, 128), np.uint8)
     if occ.fill == "noise":
         # Seeded by the shape itself, so re-applying the same occluder gives the same pixels and live results
         # do not flicker between identical requests.
@@ -204,7 +203,7 @@ def _fill_pixels(occ: Occluder, roi: np.ndarray, sel: np.ndarray) -> np.ndarray:
     if occ.fill == "blur":
         k = max(3, (min(roi.shape[:2]) // 3) | 1)
         return cv2.GaussianBlur(roi, (k, k), 0)[sel]
-    raise ValueError(f"unknown fill {occ.fill!r}; choose one of {', '.join(FILLS)}")
+    raise ValueError(f"unknown fill {occ.fill!r}; choose one of {', '.join(FILLS)} (or 'mean' with a colour)")
 
 
 def face_keypoints(box: Box, landmarks: np.ndarray | None) -> dict[str, np.ndarray]:

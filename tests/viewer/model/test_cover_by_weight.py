@@ -7,6 +7,7 @@ import pytest
 from viewer_fixtures import analysis, face_image, make_controller, make_face, messages
 
 from ran_core.structures import FERPLUS_CLASSES
+from ran_viewer.model.analysis import ModelsInfo
 from ran_viewer.model.cover_by_weight import CoverByWeight
 from ran_viewer.model.occluders import RectOccluder
 
@@ -48,7 +49,7 @@ def test_regions_are_covered_most_weighted_first_and_region_0_never(shown) -> No
     assert cover.forward()
     top_left = state.ran_faces[0].regions[1].box
     assert state.occluders == [
-        RectOccluder(fill="gray", x1=top_left[0], y1=top_left[1], x2=top_left[2], y2=top_left[3])
+        RectOccluder(fill="mean", color=(128, 128, 128), x1=top_left[0], y1=top_left[1], x2=top_left[2], y2=top_left[3])
     ]
     assert engine.calls[-1] == ("occlusion", 1, [BOX], 0)  # the SAME face is re-read on the covered image
     assert state.selected_region == 1  # the region just covered is highlighted
@@ -128,3 +129,21 @@ def test_it_cannot_start_without_a_ran_face_or_during_the_camera() -> None:
     c.start_camera(0)
     assert not cover.start() and "stop the camera" in said[-1][0]
     assert FERPLUS_CLASSES[0] == "neutral"
+
+
+def test_patches_take_the_loaded_rans_normalisation_mean(shown) -> None:
+    """ran_core's deletion covers with the model's mean: an RGB model with ImageNet statistics gets that colour."""
+    c, state, engine = shown
+    c.on_models_loaded(ModelsInfo(ran_name="rgb-ran", ran_mean=(0.485, 0.456, 0.406)))
+    c.on_result(analysis("image", 0, 0, [face(0)], baseline_faces=[face(1, 0.6)]))
+    cover = CoverByWeight(c)
+    cover.start()
+    cover.forward()
+    assert state.occluders[0].color == (124, 116, 104)
+    x1, y1, x2, y2 = (round(v) for v in state.ran_faces[0].regions[1].box)
+    patch = state.display_image[max(y1, 0) : y2, max(x1, 0) : x2]
+    assert patch.size and (patch == np.array([124, 116, 104], np.uint8)).all()
+    c.on_models_loaded(ModelsInfo(ran_name="gray-ran", ran_mean=(0.25,)))
+    assert c.cover_color == (64, 64, 64)
+    c.on_models_loaded(ModelsInfo(baseline_name="baseline only"))  # no RAN: mid-grey
+    assert c.cover_color == (128, 128, 128)

@@ -400,6 +400,7 @@ def test_reset_frame_stats_never_resets_tracking_beside_a_running_frame(qtbot, m
 def test_whole_face_mode_reads_a_crop_the_detector_cannot_find(qtbot, tiny_models) -> None:
     analyzer, info = Analyzer.load(str(tiny_models["ran"]), str(tiny_models["baseline"]), detector="haar")
     assert not info.errors
+    assert info.ran_mean == tuple(analyzer.ran.config.mean)  # what "cover regions by weight" fills with
     w = InferenceWorker(analyzer)
     got = collect(w)
     w.start()
