@@ -11,7 +11,7 @@ from ran_core.structures import FERPLUS_CLASSES
 ARCHS: tuple[str, ...] = ("ran", "baseline")
 ATTENTION_NORMS: tuple[str, ...] = ("softmax", "none")
 COLOR_MODES: tuple[str, ...] = ("gray", "rgb")
-TTA_MODES: tuple[str, ...] = ("none", "flip")
+TTA_MODES: tuple[str, ...] = ("none", "flip", "shift", "flip_shift")
 FORMAT_VERSION = 1
 
 
@@ -34,8 +34,10 @@ class ModelConfig:
         drop_rate: dropout before the classifier (and, with ``attention_dropout``, before the attention layers).
         attention_dropout: also apply dropout to the features entering the α and β layers. The authors' official
             code has none there; older ran_core models were trained with it (``True`` in their configs).
-        tta: test-time augmentation at inference: ``none`` or ``flip`` (average the class probabilities of the
-            face and its mirror image). Honoured by eval, predict, the Predictor, the camera path and the viewer.
+        tta: test-time augmentation at inference: ``none``, ``flip`` (average the class probabilities of the
+            face and its mirror image), ``shift`` (of the crops and the crops moved 1 px per 48 left, right, up and
+            down) or ``flip_shift`` (those five and their mirror images; see :func:`ran_core.models.infer`).
+            Honoured by eval, predict, the Predictor, the camera path and the viewer.
         logit_bias: per-class values added to the log-probabilities at inference (a logit adjustment, e.g.
             ``-tau * log(prior)`` to trade overall accuracy for accuracy on rare classes; set by
             ``ran-core calibrate``), or None.

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ran_core.config import ModelConfig
+from ran_core.config import TTA_MODES, ModelConfig
 from ran_core.faces.alignment import AlignedFace, align_face
 from ran_core.faces.detectors import DEFAULT_MAX_SIDE, Detection, FaceDetector, create_detector
 from ran_core.faces.pose import estimate_pose
@@ -95,7 +95,7 @@ class Predictor:
         detector: ``auto``, ``fan``, ``mtcnn``, ``haar`` or any object with ``name`` and ``detect(rgb)``.
         device: torch device for the model and CNN detectors.
         max_detect_side: longest side of the copy detection runs on, when ``detector`` is a name.
-        tta: test-time augmentation, ``none`` or ``flip``; ``None`` uses the model config's (see
+        tta: test-time augmentation, one of :data:`ran_core.config.TTA_MODES`; ``None`` uses the model config's (see
             :func:`ran_core.models.infer`).
         backend: ``torch``, or ``onnx`` to run the model with ONNX Runtime (a ``.onnx`` file from ``ran-core export``,
             or a saved model exported once into the cache; needs onnxruntime). A ``.onnx`` path implies ``onnx``.
@@ -118,8 +118,8 @@ class Predictor:
         backend: str = "torch",
         onnx_threads: int = 0,
     ) -> None:
-        if tta not in (None, "none", "flip"):
-            raise ValueError(f"tta must be none or flip, got {tta!r}")
+        if tta is not None and tta not in TTA_MODES:
+            raise ValueError(f"tta must be one of {', '.join(TTA_MODES)}, got {tta!r}")
         if faces not in FACE_MODES:
             raise ValueError(f"faces must be one of {FACE_MODES}, got {faces!r}")
         if backend not in BACKENDS:

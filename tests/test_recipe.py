@@ -22,6 +22,7 @@ from ran_core.engine.trainer import TrainConfig, Trainer, init_from_saved
 from ran_core.faces import Detection
 from ran_core.losses import max_rb_gap
 from ran_core.models import infer
+from ran_core.models.inference import shift_crops, shift_pixels, tta_views
 from ran_core.predictor import Predictor
 
 # ------------------------------------------------------------------------------------------------- augmentation
@@ -183,6 +184,39 @@ def test_flip_tta_averages_probabilities_of_the_mirror_image() -> None:
         torch.testing.assert_close(plain, model(x).logits.log_softmax(1))
 
 
+def test_shift_views_move_every_crop_with_edges_replicated() -> None:
+    x = torch.arange(2 * 3 * 1 * 4 * 4, dtype=torch.float32).view(2, 3, 1, 4, 4)
+    right = shift_crops(x, 1, 0)  # content moves 1 px right, the left column repeats
+    torch.testing.assert_close(right[..., :, 1:], x[..., :, :-1])
+    torch.testing.assert_close(right[..., :, 0], x[..., :, 0])
+    up = shift_crops(x, 0, -1)
+    torch.testing.assert_close(up[..., :-1, :], x[..., 1:, :])
+    torch.testing.assert_close(up[..., -1, :], x[..., -1, :])
+    assert shift_crops(x, 0, 0) is x
+    assert [shift_pixels(s) for s in (24, 48, 112, 224)] == [1, 1, 2, 5]
+    views = tta_views(x, "flip_shift")
+    assert len(views) == 10 and views[0] is x and len(tta_views(x, "shift")) == 5 and len(tta_views(x, "none")) == 1
+    torch.testing.assert_close(views[5], x.flip(-1))
+    torch.testing.assert_close(views[6], shift_crops(x, 1, 0).flip(-1))
+    with pytest.raises(ValueError, match="choose one of none, flip, shift, flip_shift"):
+        tta_views(x, "rotate")
+
+
+def test_flip_shift_tta_averages_the_ten_views_and_keeps_the_plain_weights() -> None:
+    torch.manual_seed(0)
+    model = create_model("ran_compact").eval()
+    x = torch.randn(3, 6, 1, 48, 48)
+    with torch.inference_mode():
+        out = infer(model, x, "flip_shift")
+        plain = model(x)
+        views = [x] + [shift_crops(x, dx, dy) for dx, dy in ((1, 0), (-1, 0), (0, 1), (0, -1))]
+        views += [v.flip(-1) for v in views]
+        want = torch.stack([model(v).logits.softmax(1) for v in views]).mean(0)
+    torch.testing.assert_close(out.logits.exp(), want, atol=1e-5, rtol=0)
+    torch.testing.assert_close(out.alpha, plain.alpha)  # the weights drawn on the image: the unchanged crops'
+    assert not torch.allclose(out.logits.exp(), plain.logits.softmax(1), atol=1e-4)
+
+
 def test_flipping_crops_equals_cutting_regions_from_the_mirrored_face() -> None:
     """Why flip TTA needs no region permutation: RAN's aggregation ignores region order."""
     torch.manual_seed(0)
@@ -218,7 +252,7 @@ def test_eval_and_predictor_honour_tta(ferplus_root, tmp_path) -> None:
     torch.manual_seed(0)
     save_model(create_model("ran_compact"), tmp_path / "m")
     out = {}
-    for tta in ("none", "flip"):
+    for tta in ("none", "flip", "flip_shift"):
         argv = ["eval", "--checkpoint", str(tmp_path / "m"), "--dataset", "ferplus", "--data-root", str(ferplus_root)]
         argv += ["--split", "valid", "--out", str(tmp_path / tta), "--workers", "0", "--tta", tta]
         assert cli_main(argv) == 0
@@ -230,6 +264,8 @@ def test_eval_and_predictor_honour_tta(ferplus_root, tmp_path) -> None:
     plain = Predictor(tmp_path / "m", detector="haar").predict_faces(rgb, det)[0].probabilities
     flipped = Predictor(tmp_path / "m", detector="haar", tta="flip").predict_faces(rgb, det)[0].probabilities
     assert not np.allclose(plain, flipped, atol=1e-4)
+    shifted = Predictor(tmp_path / "m", detector="haar", tta="flip_shift").predict_faces(rgb, det)[0].probabilities
+    assert not np.allclose(shifted, flipped, atol=1e-5)
 
 
 # -------------------------------------------------------------------------------------------- logit adjustment

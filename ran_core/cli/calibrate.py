@@ -10,6 +10,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from ran_core.config import TTA_MODES
+
 
 def add_parser(sub: argparse._SubParsersAction, name: str, help_text: str) -> argparse.ArgumentParser:
     p = sub.add_parser(
@@ -28,7 +30,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str, help_text: str) -> ar
     a("--prior-split", default="train", help="split whose class frequencies are the prior")
     a("--out", type=Path, required=True, help="folder for the adjusted saved model, calibration.json and a plot")
     a("--max-drop", type=float, default=0.5, help="accepted loss of overall accuracy, in points")
-    a("--tta", choices=["none", "flip"], help="test-time augmentation to fit with and save (default: the model's)")
+    a("--tta", choices=TTA_MODES, help="test-time augmentation to fit with and save (default: the model's)")
     a("--num-classes", type=int, choices=[7, 8], help="AffectNet setting (default: the model's class count)")
     a("--batch-size", type=int, default=128)
     a("--device", default="auto", help="auto, cpu or cuda")

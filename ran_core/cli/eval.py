@@ -9,6 +9,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from ran_core.config import TTA_MODES
+
 
 def add_parser(sub: argparse._SubParsersAction, name: str, help_text: str) -> argparse.ArgumentParser:
     p = sub.add_parser(name, help=help_text, description=help_text)
@@ -35,7 +37,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str, help_text: str) -> ar
     photo.add_argument("--upscale", type=int, default=192, help="face side in the picture (default: 192 px)")
     photo.add_argument("--canvas", type=int, default=320, help="picture side (default: 320 px)")
     photo.add_argument("--detector", default="mtcnn", help="face detector for the photo path (default: mtcnn)")
-    a("--tta", choices=["none", "flip"], help="test-time augmentation (default: the one saved with each model)")
+    a("--tta", choices=TTA_MODES, help="test-time augmentation (default: the one saved with each model)")
     a(
         "--pose-bins",
         action="store_true",

@@ -19,6 +19,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ran_core.config import TTA_MODES
 from ran_core.imageio import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, ImageReadError, read_image
 
 logger = logging.getLogger(__name__)
@@ -38,9 +39,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str, help_text: str) -> ar
     p.add_argument("--model", default="ran-ferplus", help="saved model: bundled name or path (default: ran-ferplus)")
     p.add_argument("--detector", default="auto", help="auto, fan, mtcnn or haar (default: auto)")
     p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
-    p.add_argument(
-        "--tta", choices=["none", "flip"], help="test-time augmentation (default: the one saved with the model)"
-    )
+    p.add_argument("--tta", choices=TTA_MODES, help="test-time augmentation (default: the one saved with the model)")
     p.add_argument(
         "--backend",
         choices=["torch", "onnx"],

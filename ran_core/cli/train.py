@@ -8,6 +8,8 @@ import logging
 import sys
 from pathlib import Path
 
+from ran_core.config import TTA_MODES
+
 logger = logging.getLogger(__name__)
 
 
@@ -56,7 +58,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str, help_text: str) -> ar
     a("--attention-norm", choices=["softmax", "none"], help="softmax alpha/beta across regions (official) [softmax]")
     a("--drop-rate", type=float, help="dropout before the classifier [0.5]")
     a("--attention-dropout", type=_bool, help="dropout also before the alpha/beta layers (not official) [false]")
-    a("--tta", choices=["none", "flip"], help="test-time augmentation saved with the model and used to validate [none]")
+    a("--tta", choices=TTA_MODES, help="test-time augmentation saved with the model and used to validate [none]")
     a("--label-mode", choices=["majority", "probability"], help="FERPlus training targets [majority]")
     a("--num-classes", type=int, choices=[7, 8], help="AffectNet setting [8]")
     a("--epochs", type=int, help="[30]")
