@@ -26,7 +26,7 @@ import numpy as np
 
 from ran_viewer.model.analysis import Analysis, ModelsInfo
 from ran_viewer.model.events import Event
-from ran_viewer.model.occluders import Occluder
+from ran_viewer.model.occluders import MID_GREY, Occluder, mean_color
 from ran_viewer.model.viewer_state import ViewerState, expand_paths
 
 
@@ -106,7 +106,7 @@ class ViewerController:
         self.models_pending = False
         self.detector_name = ""
         # what "cover regions by weight" fills with: RAN's normalisation mean as RGB, like ran_core's deletion curves
-        self.cover_color: tuple[int, int, int] = (128, 128, 128)
+        self.cover_color: tuple[int, int, int] = MID_GREY
         state.events.sources.connect(self._on_sources)
         state.events.occluders.connect(self._on_occluders)
 
@@ -381,13 +381,3 @@ class ViewerController:
 
     def on_inference_stats(self, fps: float, dropped: int) -> None:
         self.state.set_camera(analysed_fps=fps, dropped=dropped)
-
-
-def mean_color(mean: tuple[float, ...] | list[float]) -> tuple[int, int, int]:
-    """A model's normalisation mean (0-1, one value for grayscale models or three for RGB) as an RGB colour; mid-grey
-    when the model gives none."""
-    vals = [min(max(float(m), 0.0), 1.0) for m in mean] or [0.5]
-    if len(vals) == 1:
-        vals = vals * 3
-    r, g, b = (round(255 * v) for v in vals[:3])
-    return r, g, b

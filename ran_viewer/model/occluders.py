@@ -16,6 +16,9 @@ import numpy as np
 FILLS: tuple[str, ...] = ("black", "gray", "noise", "blur")
 
 
+MID_GREY: tuple[int, int, int] = (128, 128, 128)  # fill "gray", and fill "mean" for a model with mean 0.5
+
+
 TOOLS: tuple[str, ...] = ("none", "patch", "eyes", "mouth", "brush")
 
 
@@ -192,9 +195,9 @@ def _fill_pixels(occ: Occluder, roi: np.ndarray, sel: np.ndarray) -> np.ndarray:
     if occ.fill == "black":
         return np.zeros(3, np.uint8)
     if occ.fill == "gray":
-        return np.full(3, 128, np.uint8)
+        return np.asarray(MID_GREY, np.uint8)
     if occ.fill == "mean":
-        return np.asarray(occ.color if occ.color is not None else (128, 128, 128), np.uint8)
+        return np.asarray(occ.color or MID_GREY, np.uint8)
     if occ.fill == "noise":
         # Seeded by the shape itself, so re-applying the same occluder gives the same pixels and live results
         # do not flicker between identical requests.
@@ -204,6 +207,16 @@ def _fill_pixels(occ: Occluder, roi: np.ndarray, sel: np.ndarray) -> np.ndarray:
         k = max(3, (min(roi.shape[:2]) // 3) | 1)
         return cv2.GaussianBlur(roi, (k, k), 0)[sel]
     raise ValueError(f"unknown fill {occ.fill!r}; choose one of {', '.join(FILLS)} (or 'mean' with a colour)")
+
+
+def mean_color(mean: tuple[float, ...] | list[float]) -> tuple[int, int, int]:
+    """A model's normalisation mean (0-1, one value for grayscale models or three for RGB) as the RGB colour of fill
+    ``mean``; mid-grey when the model gives none."""
+    vals = [min(max(float(m), 0.0), 1.0) for m in mean] or [0.5]
+    if len(vals) == 1:
+        vals = vals * 3
+    r, g, b = (round(255 * v) for v in vals[:3])
+    return r, g, b
 
 
 def face_keypoints(box: Box, landmarks: np.ndarray | None) -> dict[str, np.ndarray]:

@@ -83,7 +83,7 @@ class Analyzer:
             try:
                 ran_pred = Predictor(ran, detector=detector, device=device)
                 info.ran_name = model_display_name(ran)
-                info.ran_mean = tuple(float(m) for m in getattr(ran_pred.config, "mean", ()))
+                info.ran_mean = tuple(ran_pred.config.mean)
                 shared_detector = ran_pred.detector  # one detector for both models (FAN/MTCNN load once)
             except Exception as exc:  # noqa: BLE001 - any failure is a message, the viewer keeps running
                 info.errors.append(f"RAN model {model_display_name(ran)!r} could not be loaded: {exc}")
