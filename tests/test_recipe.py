@@ -16,7 +16,7 @@ import ran_core.engine.trainer as trainer_mod
 from ran_core import create_model, load_model, save_model
 from ran_core.cli import main as cli_main
 from ran_core.config import ModelConfig
-from ran_core.data.pipeline import AugmentConfig, RegionBatcher
+from ran_core.data.pipeline import PART_JITTER, PART_OCCLUDERS, AugmentConfig, RegionBatcher
 from ran_core.engine.calibrate import fit_tau
 from ran_core.engine.trainer import TrainConfig, Trainer, init_from_saved
 from ran_core.faces import Detection
@@ -340,6 +340,51 @@ def test_erased_rectangles_are_filled_as_asked(fill: str) -> None:
     with pytest.raises(ValueError, match="--erase-fill"):
         TrainConfig(data_root="x", erase_fill="pink")
     assert AugmentConfig.preset("strong", fill).erase_fill == fill
+
+
+def test_covered_parts_are_large_jittered_face_parts() -> None:
+    """--occlude-parts covers one listed part per chosen face, edges within the jitter, and no rectangle on top."""
+    config = create_model("baseline_compact").config
+    x = torch.ones((300, 1, 48, 48))
+    aug = AugmentConfig(flip=0, erase=1.0, parts=0.5, erase_fill="black")
+    out, _ = RegionBatcher(config, aug, seed=1)._augment(x, None)
+    covered = out[:, 0] == 0
+    assert covered.flatten(1).any(1).all()  # every face lost a rectangle or a part
+    parts = list(PART_OCCLUDERS.values())
+    seen = set()
+    n_parts = 0
+    for mask in covered:
+        rows, cols = mask.any(1).nonzero()[:, 0], mask.any(0).nonzero()[:, 0]
+        box = torch.tensor([cols.min(), rows.min(), cols.max() + 1, rows.max() + 1]) / 48
+        # one solid box: every pixel inside the bounding box is covered
+        assert mask[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1].all()
+        near = [i for i, p in enumerate(parts) if (box - torch.tensor(p)).abs().max() <= PART_JITTER + 1 / 48]
+        if near and mask.float().mean() > 0.24:  # a random rectangle covers at most 25 % of the face
+            seen.add(near[0])
+            n_parts += 1
+    assert seen == set(range(len(parts)))  # every kind of part is drawn
+    assert 100 < n_parts < 200  # about half the faces
+    with pytest.raises(ValueError, match="parts"):
+        AugmentConfig(parts=1.5)
+    with pytest.raises(ValueError, match="--occlude-parts"):
+        TrainConfig(data_root="x", occlude_parts=-0.1)
+    with pytest.raises(ValueError, match="--occlude-parts"):
+        TrainConfig(data_root="x", occlude_parts=0.3, augment="none")
+    assert AugmentConfig.preset("strong", "mixed", 0.3).parts == 0.3
+
+
+def test_parts_leave_the_random_stream_of_earlier_runs_alone() -> None:
+    """Runs without --occlude-parts draw exactly what they drew before the option existed."""
+    config = create_model("baseline_compact").config
+    x = torch.rand((8, 1, 48, 48), generator=torch.Generator().manual_seed(0))
+    a = RegionBatcher(config, AugmentConfig.preset("strong", "mixed"), seed=5)
+    b = RegionBatcher(config, AugmentConfig.preset("strong", "mixed", 0.0), seed=5)
+    c = RegionBatcher(config, AugmentConfig.preset("strong", "mixed", 0.5), seed=5)
+    out_a, _ = a._augment(x, None)
+    out_b, _ = b._augment(x, None)
+    out_c, _ = c._augment(x, None)
+    torch.testing.assert_close(out_a, out_b)
+    assert not torch.equal(out_a, out_c)
 
 
 def test_gray_erasing_draws_the_same_random_stream_as_before() -> None:

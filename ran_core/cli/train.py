@@ -87,6 +87,12 @@ def add_parser(sub: argparse._SubParsersAction, name: str, help_text: str) -> ar
         "per face) [gray]",
     )
     a(
+        "--occlude-parts",
+        type=float,
+        help="probability of covering a whole face part in training (eye band, mouth and chin, or the upper, lower, "
+        "left or right half, edges jittered by 8%% of the face; filled as --erase-fill) [0]",
+    )
+    a(
         "--init-from",
         help="saved model, bundled name or run directory to start from (e.g. a trained baseline gives RAN its "
         "backbone)",

@@ -176,6 +176,11 @@ class AugmentConfig:
         translate: max shift as a fraction of the face side.
         shear: max horizontal shear (x += shear * y, in units of the face side).
         erase: probability of erasing a random rectangle (a synthetic occlusion; Zhong et al. 2020).
+        parts: probability of covering a whole face part instead (see :data:`PART_OCCLUDERS`: a band over the eyes,
+            the mouth and chin, or the upper, lower, left or right half, each edge moved by up to
+            :data:`PART_JITTER` of the face side), filled as ``erase_fill`` says. A face covered this way gets no
+            random rectangle too. Occluders this large are what RAN's attention is meant to work around: its
+            uncovered crops carry the expression.
         color: max relative brightness/contrast change (additive brightness, contrast about the mean).
         brightness: ``(lo, hi)`` range of a multiplicative brightness factor, or None.
         erase_fill: what an erased rectangle is filled with: ``gray`` (0.5, the default), ``black``, or ``mixed`` (per
@@ -188,6 +193,7 @@ class AugmentConfig:
     translate: float = 0.0
     shear: float = 0.0
     erase: float = 0.0
+    parts: float = 0.0
     color: float = 0.0
     brightness: tuple[float, float] | None = None
     erase_fill: str = "gray"
@@ -195,6 +201,8 @@ class AugmentConfig:
     def __post_init__(self) -> None:
         if self.erase_fill not in ERASE_FILLS:
             raise ValueError(f"erase_fill must be one of {', '.join(ERASE_FILLS)}, got {self.erase_fill!r}")
+        if not 0 <= self.parts <= 1:
+            raise ValueError(f"parts must be a probability in [0, 1], got {self.parts}")
         if self.brightness is not None:
             lo, hi = (float(v) for v in self.brightness)
             if not 0 <= lo <= hi:
@@ -217,19 +225,43 @@ class AugmentConfig:
         return cls(flip=0.5, rotate=30.0, scale=0.2, translate=0.2, shear=0.2, erase=0.25, brightness=(0.2, 1.2))
 
     @classmethod
-    def preset(cls, name: str, erase_fill: str = "gray") -> AugmentConfig | None:
-        """``none``, ``official``, ``modern`` or ``strong``, with erased rectangles filled as ``erase_fill`` says."""
+    def preset(cls, name: str, erase_fill: str = "gray", parts: float = 0.0) -> AugmentConfig | None:
+        """``none``, ``official``, ``modern`` or ``strong``, with erased rectangles filled as ``erase_fill`` says and
+        face parts covered with probability ``parts``."""
         if name == "none":
             return None
         if name not in AUGMENT_PRESETS:
             raise ValueError(f"unknown augmentation {name!r}; choose one of none, {', '.join(AUGMENT_PRESETS)}")
         aug = getattr(cls, name)()
         aug.erase_fill = erase_fill
+        aug.parts = parts
         aug.__post_init__()
         return aug
 
 
 AUGMENT_PRESETS: tuple[str, ...] = ("official", "modern", "strong")
+
+# Face parts that ``AugmentConfig.parts`` covers, as fractions (x0, y0, x1, y1) of the face before jitter. They are
+# the kinds of occluder people meet (sunglasses, masks, a hand or a profile view hiding one side), not the exact
+# boxes of the evaluation's ``OCCLUSIONS``: each edge moves by up to PART_JITTER of the face side.
+PART_OCCLUDERS: dict[str, tuple[float, float, float, float]] = {
+    "eyes": (0.0, 0.2, 1.0, 0.48),
+    "mouth": (0.1, 0.62, 0.9, 1.0),
+    "upper_half": (0.0, 0.0, 1.0, 0.5),
+    "lower_half": (0.0, 0.5, 1.0, 1.0),
+    "left_half": (0.0, 0.0, 0.5, 1.0),
+    "right_half": (0.5, 0.0, 1.0, 1.0),
+}
+PART_JITTER = 0.08
+
+
+def _box_mask(x0: torch.Tensor, y0: torch.Tensor, x1: torch.Tensor, y1: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """``(B, H, W)`` bool mask of the pixels whose index lies in each face's box ``[x0, x1) x [y0, y1)``."""
+    xs = torch.arange(w).view(1, 1, w)
+    ys = torch.arange(h).view(1, h, 1)
+    in_x = (xs >= x0.view(-1, 1, 1)) & (xs < x1.view(-1, 1, 1))
+    in_y = (ys >= y0.view(-1, 1, 1)) & (ys < y1.view(-1, 1, 1))
+    return in_x & in_y
 
 
 class RegionBatcher:
@@ -274,6 +306,11 @@ class RegionBatcher:
         tx, ty = ((self._rand(b) * 2 - 1) * a.translate * 2), ((self._rand(b) * 2 - 1) * a.translate * 2)
         erase = self._rand(b) < a.erase
         erase_box = self._rand(b, 4)
+        if a.parts > 0:  # drawn only when asked: runs without parts keep their random streams
+            part = self._rand(b) < a.parts
+            part_kind = (self._rand(b) * len(PART_OCCLUDERS)).long().clamp(max=len(PART_OCCLUDERS) - 1)
+            part_jitter = (self._rand(b, 4) * 2 - 1) * PART_JITTER
+            erase = erase & ~part
         color = (self._rand(b, 2) * 2 - 1) * a.color
         shear = (self._rand(b) * 2 - 1) * a.shear
         lo, hi = a.brightness or (1.0, 1.0)
@@ -305,16 +342,21 @@ class RegionBatcher:
             x = ((x - mean) * (1 + c[:, 1, None, None, None]) + mean + c[:, 0, None, None, None]).clamp(0, 1)
         if a.brightness is not None:
             x = (x * gain.to(dev)[:, None, None, None]).clamp(0, 1)
+        mask = None
         if a.erase > 0 and erase.any():
             ew = (0.2 + 0.3 * erase_box[:, 0]) * w
             eh = (0.2 + 0.3 * erase_box[:, 1]) * h
             ex = erase_box[:, 2] * (w - ew)
             ey = erase_box[:, 3] * (h - eh)
-            xs = torch.arange(w).view(1, 1, w)
-            ys = torch.arange(h).view(1, h, 1)
-            in_x = (xs >= ex.view(-1, 1, 1)) & (xs < (ex + ew).view(-1, 1, 1))
-            in_y = (ys >= ey.view(-1, 1, 1)) & (ys < (ey + eh).view(-1, 1, 1))
-            mask = (in_x & in_y & erase.view(-1, 1, 1))[:, None].to(dev)
+            mask = _box_mask(ex, ey, ex + ew, ey + eh, h, w) & erase.view(-1, 1, 1)
+        if a.parts > 0 and part.any():
+            frac = torch.tensor(list(PART_OCCLUDERS.values()))[part_kind] + part_jitter
+            frac = frac.clamp(0, 1)
+            part_mask = _box_mask(frac[:, 0] * w, frac[:, 1] * h, frac[:, 2] * w, frac[:, 3] * h, h, w)
+            part_mask &= part.view(-1, 1, 1)
+            mask = part_mask if mask is None else mask | part_mask
+        if mask is not None:
+            mask = mask[:, None].to(dev)
             if a.erase_fill == "gray":
                 x = x.masked_fill(mask, 0.5)
             elif a.erase_fill == "black":

@@ -109,6 +109,9 @@ class TrainConfig:
         early_stop: stop when validation accuracy has not improved for this many epochs (None: never).
         augment: augmentation preset, ``none``, ``official``, ``modern`` or ``strong`` (see
             :class:`~ran_core.data.pipeline.AugmentConfig`); default by recipe (official / modern).
+        erase_fill: fill of erased rectangles and covered parts: ``gray``, ``black`` or ``mixed``.
+        occlude_parts: probability of covering a whole face part (eye band, mouth and chin, a half of the face) in
+            training, jittered; see :data:`~ran_core.data.pipeline.PART_OCCLUDERS`.
         init_from: a saved model, bundled model name or run directory whose weights start this run: every tensor
             whose name and shape fit is copied (a whole-face baseline gives RAN its backbone, which costs 1/K as much
             to train). Ignored when resuming, whose checkpoint holds the weights.
@@ -161,6 +164,7 @@ class TrainConfig:
     early_stop: int | None = None
     augment: str | None = None
     erase_fill: str = "gray"
+    occlude_parts: float = 0.0
     init_from: str | None = None
     attention_dropout: bool = False
     tta: str = "none"
@@ -223,6 +227,10 @@ class TrainConfig:
             raise ValueError(f"--augment must be none or one of {AUGMENT_PRESETS}, got {self.augment!r}")
         if self.erase_fill not in ERASE_FILLS:
             raise ValueError(f"--erase-fill must be one of {ERASE_FILLS}, got {self.erase_fill!r}")
+        if not 0 <= self.occlude_parts <= 1:
+            raise ValueError(f"--occlude-parts must be a probability in [0, 1], got {self.occlude_parts}")
+        if self.occlude_parts > 0 and self.augment == "none":
+            raise ValueError("--occlude-parts needs an augmentation preset (--augment official, modern or strong)")
         if self.plateau_patience < 0 or not 0 < self.plateau_factor < 1:
             raise ValueError("--plateau-patience must be >= 0 and --plateau-factor in (0, 1)")
         if self.early_stop is not None and self.early_stop < 1:
@@ -458,7 +466,7 @@ class Trainer:
                     "(see ran_core.losses.max_rb_gap); choose a smaller margin"
                 )
         self.criterion = RANCriterion(cfg.lambda_rb, cfg.rb_margin, cfg.label_smoothing)
-        aug = AugmentConfig.preset(cfg.augment, cfg.erase_fill)
+        aug = AugmentConfig.preset(cfg.augment, cfg.erase_fill, cfg.occlude_parts)
         self.batcher = RegionBatcher(self.config, aug, seed=cfg.seed + 1000 * self.rank)
         params = self.model.parameters()
         if cfg.optimizer == "sgd":
