@@ -241,19 +241,6 @@ class AugmentConfig:
 
 AUGMENT_PRESETS: tuple[str, ...] = ("official", "modern", "strong")
 
-# Face parts that ``AugmentConfig.parts`` covers, as fractions (x0, y0, x1, y1) of the face before jitter. They are
-# the kinds of occluder people meet (sunglasses, masks, a hand or a profile view hiding one side), not the exact
-# boxes of the evaluation's ``OCCLUSIONS``: each edge moves by up to PART_JITTER of the face side.
-PART_OCCLUDERS: dict[str, tuple[float, float, float, float]] = {
-    "eyes": (0.0, 0.2, 1.0, 0.48),
-    "mouth": (0.1, 0.62, 0.9, 1.0),
-    "upper_half": (0.0, 0.0, 1.0, 0.5),
-    "lower_half": (0.0, 0.5, 1.0, 1.0),
-    "left_half": (0.0, 0.0, 0.5, 1.0),
-    "right_half": (0.5, 0.0, 1.0, 1.0),
-}
-PART_JITTER = 0.08
-
 
 def _box_mask(x0: torch.Tensor, y0: torch.Tensor, x1: torch.Tensor, y1: torch.Tensor, h: int, w: int) -> torch.Tensor:
     """``(B, H, W)`` bool mask of the pixels whose index lies in each face's box ``[x0, x1) x [y0, y1)``."""
@@ -411,6 +398,17 @@ OCCLUSIONS: dict[str, tuple[float, float, float, float] | None] = {
     "left_half": (0.0, 0.0, 0.5, 1.0),
     "random": None,
 }
+
+
+# Face parts that ``AugmentConfig.parts`` covers in training, as fractions of the face before jitter: the fixed
+# occluders above (sunglasses, a mask, a half hidden by a hand or by a turned head) and the halves they leave out.
+# Each edge moves by up to PART_JITTER of the face side, so training sees the family, not the exact test boxes.
+PART_OCCLUDERS: dict[str, tuple[float, float, float, float]] = {
+    **{name: box for name, box in OCCLUSIONS.items() if box is not None},
+    "upper_half": (0.0, 0.0, 1.0, 0.5),
+    "right_half": (0.5, 0.0, 1.0, 1.0),
+}
+PART_JITTER = 0.08
 
 
 def occlude_batch(images: torch.Tensor, kind: str, generator: torch.Generator | None = None) -> torch.Tensor:
