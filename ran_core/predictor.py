@@ -14,6 +14,7 @@ Example::
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -156,6 +157,16 @@ class Predictor:
     @property
     def class_names(self) -> list[str]:
         return list(self.config.class_names)
+
+    def with_tta(self, tta: str | None) -> Predictor:
+        """This predictor with another test-time augmentation (``None``: the model's saved one): the same model,
+        detector, backend and face mode, nothing loaded again. A live camera can trade views for speed this way."""
+        if tta is not None and tta not in TTA_MODES:
+            raise ValueError(f"tta must be one of {', '.join(TTA_MODES)}, got {tta!r}")
+        other = copy.copy(self)
+        other.tta = tta
+        other.timings = Timings()
+        return other
 
     def __call__(self, image: Any) -> list[FaceResult]:
         """Faces in one image (a path, bytes, PIL image or ``(H, W[, C])`` RGB array); ``[]`` if there are none.

@@ -89,6 +89,7 @@ def test_camera_path_with_a_stub_detector() -> None:
     model = create_model("ran_compact", input_size=24)
     cam = bench.bench_camera(model, CPU, _CentreDetector(), frames=4, detect_every=(1, 2), detector_frames=0)
     assert "skipped" not in cam, cam
+    assert cam["tta"] == "none"  # the model's saved one
     assert cam["frames"] == 3 and cam["frames_with_one_face"] == 3 and cam["detector"] == "centre"
     assert set(cam["ms_per_frame"]) == {"decode", "detection", "alignment_regions", "model", "overlay", "total"}
     assert set(cam["per_face_latency_ms"]) == {"detection", "alignment_regions", "model"}
@@ -105,7 +106,9 @@ def test_camera_path_with_a_stub_detector() -> None:
     assert app["frames"] == before["frames"] == 4 and app["faces_per_frame"] == before["faces_per_frame"] == 1.0
     report = bench.format_report({"machine": bench.machine_info(CPU), "camera": cam})
     assert "live path as the app runs it" in report and "before: PyTorch, detection inside the frame loop" in report
-    assert "on a background thread" in report and "latency median" in report
+    assert "on a background thread" in report and "latency median" in report and "(TTA none)" in report
+    flip = bench.bench_camera(model, CPU, _CentreDetector(), frames=2, detect_every=(1,), detector_frames=0, tta="flip")
+    assert flip["tta"] == "flip" and flip["frames_with_one_face"] == 1
 
 
 def test_camera_path_says_why_it_is_skipped() -> None:

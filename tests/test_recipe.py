@@ -266,6 +266,15 @@ def test_eval_and_predictor_honour_tta(ferplus_root, tmp_path) -> None:
     assert not np.allclose(plain, flipped, atol=1e-4)
     shifted = Predictor(tmp_path / "m", detector="haar", tta="flip_shift").predict_faces(rgb, det)[0].probabilities
     assert not np.allclose(shifted, flipped, atol=1e-5)
+    # another TTA on the same loaded model and detector (a live camera trading views for speed)
+    saved = Predictor(tmp_path / "m", detector="haar", tta="flip_shift")
+    fast = saved.with_tta("flip")
+    assert fast.model is saved.model and fast.detector is saved.detector and fast.timings is not saved.timings
+    assert (fast.tta, saved.tta) == ("flip", "flip_shift")
+    np.testing.assert_allclose(fast.predict_faces(rgb, det)[0].probabilities, flipped, atol=1e-6)
+    np.testing.assert_allclose(saved.predict_faces(rgb, det)[0].probabilities, shifted, atol=1e-6)
+    with pytest.raises(ValueError, match="tta must be one of"):
+        saved.with_tta("rotate")
 
 
 # -------------------------------------------------------------------------------------------- logit adjustment

@@ -160,6 +160,7 @@ def bench_camera(
     progress: bool = False,
     detect_every: Iterable[int] = (1, 3),
     detector_frames: int = 5,
+    tta: str | None = None,
 ) -> dict[str, Any]:
     """The live path on a recorded 640x480 one-face video: decode -> detect -> align + regions -> model -> overlay.
 
@@ -167,7 +168,8 @@ def bench_camera(
     data plus :func:`~ran_core.faces.draw.draw_faces`), the per-face latency split and ``every_frame_fps`` with the
     detector run on every frame. Other ``detect_every`` values rerun the video detecting only every N-th frame and
     reusing the boxes in between; ``detector_frames`` frames are also given to every available detector
-    (:func:`bench_detectors`). ``{"skipped": reason}`` when something it needs is missing.
+    (:func:`bench_detectors`). ``tta`` overrides the model's saved test-time augmentation (as the viewer's camera
+    menu does). ``{"skipped": reason}`` when something it needs is missing.
 
     ``live`` (whose fps is ``end_to_end_fps``) is :func:`~ran_core.stream.measure_stream_fps` on the path as the
     viewer's camera runs it: :class:`~ran_core.stream.StreamPredictor` with its defaults (detection on a background
@@ -186,7 +188,7 @@ def bench_camera(
 
         detector = resolve_camera_auto()
     try:
-        predictor = Predictor(copy.deepcopy(model), detector=detector, device=device)
+        predictor = Predictor(copy.deepcopy(model), detector=detector, device=device, tta=tta)
     except Exception as exc:  # DetectorUnavailable and friends: say why rather than fail the whole bench
         return skipped(f"cannot build the predictor ({exc.__class__.__name__}: {exc})")
     every = sorted({1, *detect_every})
@@ -217,6 +219,7 @@ def bench_camera(
         "video": f"640x480, {n} timed frames, one face ({CAMERA_SAMPLE} drifting)",
         "detector": getattr(predictor.detector, "name", type(predictor.detector).__name__),
         "model": model.config.name,
+        "tta": predictor.tta or model.config.tta,
         "frames": n,
         "frames_with_one_face": len(one_face),
         "mean_faces_per_frame": float(np.mean(faces_per_frame)),
@@ -245,7 +248,11 @@ def _camera_app_predictor(model: nn.Module, predictor: Any) -> tuple[Any, str | 
 
     try:
         onnx = Predictor(
-            copy.deepcopy(model).cpu(), detector=predictor.detector, backend="onnx", onnx_threads=CAMERA_ONNX_THREADS
+            copy.deepcopy(model).cpu(),
+            detector=predictor.detector,
+            backend="onnx",
+            onnx_threads=CAMERA_ONNX_THREADS,
+            tta=predictor.tta,
         )
     except Exception as exc:  # OnnxUnavailable, an export failure: measure PyTorch and say so
         return predictor, f"{exc.__class__.__name__}: {exc}"

@@ -174,7 +174,7 @@ def format_report(result: dict[str, Any]) -> str:
             lines.append(f"skipped: {cam['skipped']}")
         else:
             lines.append(
-                f"{cam['video']}; detector {cam['detector']}; model {cam['model']}; "
+                f"{cam['video']}; detector {cam['detector']}; model {cam['model']} (TTA {cam.get('tta', 'none')}); "
                 f"{cam['frames_with_one_face']}/{cam['frames']} frames with one face"
             )
             ms = cam["ms_per_frame"]

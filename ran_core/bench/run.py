@@ -27,6 +27,7 @@ def run_bench(
     sections: Iterable[str] = ("regions", "inference", "training", "camera"),
     progress: bool = True,
     input_size: int | None = None,
+    camera_tta: str | None = None,
 ) -> dict[str, Any]:
     """Run the benchmark sections and return one JSON-ready dict (see :func:`format_report`).
 
@@ -40,6 +41,7 @@ def run_bench(
         sections: any of ``regions``, ``inference``, ``training``, ``camera``.
         progress: show tqdm progress bars on stderr.
         input_size: input size of models given as registered names (saved models keep their own).
+        camera_tta: test-time augmentation of the camera section (``None``: the model's saved one).
     """
     from ran_core.models import create_model
 
@@ -95,7 +97,9 @@ def run_bench(
             ran_tr["rows"] += looped["rows"]
             ran_tr["batched_vs_loop_speedup"] = loop_speedups(ran_tr["rows"])
     if "camera" in sections:
-        camera = bench_camera(ran, dev, detector, plan.camera_frames, progress, detector_frames=plan.detector_frames)
+        camera = bench_camera(
+            ran, dev, detector, plan.camera_frames, progress, detector_frames=plan.detector_frames, tta=camera_tta
+        )
         result["camera"] = camera
         result["end_to_end_fps"] = camera.get("end_to_end_fps")
     result["machine"]["load_average_1min_at_end"] = load_average()

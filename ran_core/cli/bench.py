@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from ran_core.config import TTA_MODES
+
 SECTIONS = ("regions", "inference", "training", "camera")
 
 
@@ -30,6 +32,11 @@ def add_parser(sub: argparse._SubParsersAction, name: str, help_text: str) -> ar
         "--input-size", type=int, metavar="PX", help="input size of models given as registered names (e.g. 112)"
     )
     p.add_argument("--detector", default="auto", help="face detector for the camera path (default: auto)")
+    p.add_argument(
+        "--camera-tta",
+        choices=TTA_MODES,
+        help="test-time augmentation of the camera path (default: the model's saved one), as ran-viewer --camera-tta",
+    )
     p.add_argument("--quick", action="store_true", help="small batches and short timings: a fast rough look")
     p.add_argument("--threads", type=int, metavar="N", help="torch CPU threads (default: torch's choice)")
     p.add_argument(
@@ -58,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
             sections=args.sections,
             progress=not args.no_progress,
             input_size=args.input_size,
+            camera_tta=args.camera_tta,
         )
     except (ModelLoadError, ValueError) as exc:
         print(f"ran-core bench: {exc}", file=sys.stderr)

@@ -27,7 +27,7 @@ import numpy as np
 from ran_viewer.model.analysis import Analysis, ModelsInfo
 from ran_viewer.model.events import Event
 from ran_viewer.model.occluders import MID_GREY, Occluder, mean_color
-from ran_viewer.model.viewer_state import ViewerState, expand_paths
+from ran_viewer.model.viewer_state import CAMERA_TTA_CHOICES, ViewerState, expand_paths
 
 
 class AnalysisEngine(Protocol):
@@ -46,6 +46,8 @@ class AnalysisEngine(Protocol):
     def end_frames(self) -> None: ...
 
     def set_face_mode(self, mode: str) -> None: ...
+
+    def set_camera_tta(self, tta: str | None) -> None: ...
 
     def load_models(self, ran: Any, baseline: Any, detector: str = "auto", device: str = "cpu") -> None: ...
 
@@ -191,6 +193,15 @@ class ViewerController:
     def _set_models_pending(self, pending: bool) -> None:
         self.models_pending = pending
         self.events.models_pending.emit(pending)
+
+    def set_camera_tta(self, tta: str | None) -> None:
+        """Test-time augmentation of camera frames (``None``: each model's saved one); applies from the next frame."""
+        if tta not in CAMERA_TTA_CHOICES:
+            raise ValueError(f"camera TTA must be one of {', '.join(map(str, CAMERA_TTA_CHOICES))}, got {tta!r}")
+        self.engine.set_camera_tta(tta)
+        if tta != self.state.camera.tta:
+            self.state.camera.tta = tta
+            self.state.events.camera.emit()
 
     def set_whole_faces(self, whole: bool) -> None:
         """Read still images as single cropped faces (True) or detect faces in them (False); re-reads the image."""

@@ -39,6 +39,15 @@ class ViewerEvents:
         self.message = Event("message")  # (text, level) for the status bar; level in info|warning|error
 
 
+# Camera TTA choices as the Camera menu names them: more views read a face better and cost frames per second.
+CAMERA_TTA_CHOICES: dict[str | None, str] = {
+    None: "As saved with the models",
+    "flip_shift": "Flip + shifts (10 views)",
+    "flip": "Flip (2 views)",
+    "none": "None (1 view, fastest)",
+}
+
+
 @dataclass
 class CameraSettings:
     """Camera choice and live statistics.
@@ -55,6 +64,8 @@ class CameraSettings:
         source_fps: a video file's own frame rate (0 for a live camera): frame ``round(t * source_fps)`` is at ``t``.
         frame_count: a video file's length in frames (0 when unknown or live).
         seekable: the source can jump to another frame (a video file; a live camera cannot).
+        tta: test-time augmentation of camera frames, one of :data:`CAMERA_TTA_CHOICES`'s keys (``None``: each
+            model's saved one; stills always use the saved one).
     """
 
     source: int | str = 0
@@ -68,6 +79,7 @@ class CameraSettings:
     source_fps: float = 0.0
     frame_count: int = 0
     seekable: bool = False
+    tta: str | None = None
 
 
 class ViewerState:

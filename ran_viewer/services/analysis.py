@@ -51,6 +51,10 @@ class Analyzer:
         # The camera's model runtime: None (PyTorch) or "onnx" (ONNX Runtime on one thread: the live path of the
         # bundled RAN ran at 130 fps, p95 9.5 ms, against 94 fps, p95 12.6 ms with PyTorch, 2-core CPU).
         self.camera_backend: str | None = None
+        # The camera's test-time augmentation: None keeps each model's saved one (the bundled pair: flip_shift, 10
+        # views a face); "flip" (2) or "none" (1) trade a little accuracy for frames per second. Stills keep theirs.
+        self.camera_tta: str | None = None
+        self._camera_baseline: Any = None
         self._stream_lead: Any = None
         self._last_frame_faces: list[FaceResult] = []
         self._stream: Any = None
@@ -112,6 +116,16 @@ class Analyzer:
             if getattr(pred, "faces", None) in ("detect", "whole"):  # a ran_core Predictor (stand-ins may differ)
                 pred.faces = mode
 
+    def set_camera_tta(self, tta: str | None) -> None:
+        """Test-time augmentation for camera frames (``None``: each model's saved one); the next frame uses it."""
+        from ran_core.config import TTA_MODES
+
+        if tta is not None and tta not in TTA_MODES:
+            raise ValueError(f"camera TTA must be one of {', '.join(TTA_MODES)} or None, got {tta!r}")
+        if tta != self.camera_tta:
+            self.camera_tta = tta
+            self.close_stream()
+
     def analyze(self, rgb: np.ndarray) -> tuple[list[FaceResult], list[FaceResult]]:
         """Detect faces and read them with both models."""
         if self.ran is not None:
@@ -144,7 +158,7 @@ class Analyzer:
         if stream is not None:
             faces = stream(rgb)
             if self.ran is not None:
-                return faces, self._baseline_on(rgb, faces)
+                return faces, self._baseline_on(rgb, faces, camera=True)
             return [], faces
         ran_faces, base_faces = self.analyze(rgb)
         lead_faces = ran_faces or base_faces
@@ -174,6 +188,8 @@ class Analyzer:
                     pred = Predictor(lead.model, detector=lead.detector, backend="onnx", tta=lead.tta, onnx_threads=1)
                 except Exception:  # noqa: BLE001 - no ONNX Runtime after all: PyTorch it is
                     pred = lead
+            if self.camera_tta is not None:
+                pred = pred.with_tta(self.camera_tta)
             try:
                 self._stream = StreamPredictor(pred, detect_every=self.detect_every, detector=self.camera_detector)
             except Exception:  # noqa: BLE001 - the camera detector could not start: use the stills' detector
@@ -185,6 +201,7 @@ class Analyzer:
         """End the camera session's stream: stops its background detection thread (it is made again on the next
         frame). Call it from the thread that analyses frames, when the camera stops or this analyzer is replaced."""
         stream, self._stream, self._stream_lead = self._stream, None, None
+        self._camera_baseline = None
         close = getattr(stream, "close", None)
         if callable(close):
             close()
@@ -197,10 +214,19 @@ class Analyzer:
         if self._stream is not None:
             self._stream.reset()
 
-    def _baseline_on(self, rgb: np.ndarray, ran_faces: list[FaceResult]) -> list[FaceResult]:
+    def _camera_baseline_predictor(self) -> Any:
+        """The baseline for camera frames: with the camera's TTA when one is set (made once a stream)."""
+        if self.camera_tta is None or not hasattr(self.baseline, "with_tta"):
+            return self.baseline
+        if self._camera_baseline is None:
+            self._camera_baseline = self.baseline.with_tta(self.camera_tta)
+        return self._camera_baseline
+
+    def _baseline_on(self, rgb: np.ndarray, ran_faces: list[FaceResult], camera: bool = False) -> list[FaceResult]:
         if self.baseline is None or not ran_faces:
             return []
-        base = self.baseline.predict_faces(rgb, detections_from_faces(ran_faces))
+        baseline = self._camera_baseline_predictor() if camera else self.baseline
+        base = baseline.predict_faces(rgb, detections_from_faces(ran_faces))
         for b, r in zip(base, ran_faces):
             b.track_id = r.track_id
         return base

@@ -47,7 +47,7 @@ from ran_viewer.model.controller import ViewerController
 from ran_viewer.model.cover_by_weight import CoverByWeight
 from ran_viewer.model.occluders import FILLS, TOOL_LABELS, TOOLS
 from ran_viewer.model.timeline import ExpressionTimeline
-from ran_viewer.model.viewer_state import ViewerState
+from ran_viewer.model.viewer_state import CAMERA_TTA_CHOICES, ViewerState
 from ran_viewer.model.weights import WEIGHT_LABELS, WEIGHT_MODES
 from ran_viewer.services.camera import FrameSource, make_source
 from ran_viewer.widgets.common import subscribe
@@ -324,6 +324,19 @@ class QtMainWindow(QMainWindow):
             self.tool_group.addAction(act)
             self.tool_actions[tool] = act
         self.tool_actions["none"].setChecked(True)
+        self.camera_tta_group = QActionGroup(self)
+        self.camera_tta_actions: dict[str | None, QAction] = {}
+        for tta, label in CAMERA_TTA_CHOICES.items():
+            act = self._action(
+                label,
+                lambda _=False, t=tta: self.set_camera_tta(t),
+                checkable=True,
+                tip="Views of each face averaged on camera frames: more read a face better, fewer give more frames "
+                "per second (still images keep the models' saved setting)",
+            )
+            self.camera_tta_group.addAction(act)
+            self.camera_tta_actions[tta] = act
+        self.camera_tta_actions[None].setChecked(True)
         self.cover_widget = QtCoverStepsWidget(self.cover)
         for act in self.cover_widget.actions_for_menu:
             self.addAction(act)  # shortcuts work even when the toolbar is hidden
@@ -364,6 +377,9 @@ class QtMainWindow(QMainWindow):
             self.act_video_camera,
         ):
             m.addSeparator() if a is None else m.addAction(a)
+        tta_menu = m.addMenu("Live &test-time augmentation")
+        for a in self.camera_tta_actions.values():
+            tta_menu.addAction(a)
         m = mb.addMenu("&Occlusion")
         for a in self.tool_actions.values():
             m.addAction(a)
@@ -670,6 +686,11 @@ class QtMainWindow(QMainWindow):
         if path:
             self.start_camera(path)
 
+    def set_camera_tta(self, tta: str | None) -> None:
+        """Views averaged per face on camera frames: ``None`` (the models' saved TTA), ``flip_shift``, ``flip`` or
+        ``none``."""
+        self.controller.set_camera_tta(tta)
+
     def stop_camera(self) -> None:
         """Stop live analysis (stops, waits for and disconnects the camera thread)."""
         self.controller.stop_camera()
@@ -705,6 +726,7 @@ class QtMainWindow(QMainWindow):
         self.act_pause.setEnabled(cam.running)
         self.act_pause.setChecked(cam.paused)
         self.act_snapshot.setEnabled(cam.running)
+        self.camera_tta_actions[cam.tta].setChecked(True)
         if cam.running:
             self.fps_label.setText(
                 f"camera {cam.capture_fps:4.1f} fps · analysed {cam.analysed_fps:4.1f} fps · dropped {cam.dropped}"

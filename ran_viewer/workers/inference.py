@@ -81,6 +81,7 @@ class InferenceWorker(QThread):
         self._image_seq = 0
         self._frame_occluders: tuple[Occluder, ...] = ()
         self._face_mode = "detect"
+        self._camera_tta: str | None = None
         self.dropped_frames = 0
         self._fps = RateMeter()
         self._result: Analysis | None = None
@@ -105,6 +106,13 @@ class InferenceWorker(QThread):
         with QMutexLocker(self._mutex):
             self._face_mode = mode
             self._control.append(("face_mode", mode))
+            self._cond.wakeAll()
+
+    def set_camera_tta(self, tta: str | None) -> None:
+        """Camera frames' test-time augmentation (``None``: each model's saved one), kept across model loads."""
+        with QMutexLocker(self._mutex):
+            self._camera_tta = tta
+            self._control.append(("camera_tta", tta))
             self._cond.wakeAll()
 
     def set_analyzer(self, analyzer: Analyzer) -> None:
@@ -235,14 +243,18 @@ class InferenceWorker(QThread):
         if what == "face_mode":
             self.analyzer.set_face_mode(payload)
             return
+        if what == "camera_tta":
+            self.analyzer.set_camera_tta(payload)
+            return
         try:
             analyzer, info = self._loader(*payload)
         except Exception as exc:  # noqa: BLE001 - reported, never raised into Qt
             analyzer, info = Analyzer(), ModelsInfo(errors=[f"Models could not be loaded: {describe_error(exc)}"])
         analyzer.detect_every = self.analyzer.detect_every
         with QMutexLocker(self._mutex):
-            mode = self._face_mode
+            mode, camera_tta = self._face_mode, self._camera_tta
         analyzer.set_face_mode(mode)
+        analyzer.set_camera_tta(camera_tta)
         self.analyzer.close_stream()
         self.analyzer = analyzer
         self.sig_models_loaded.emit(info)

@@ -192,6 +192,9 @@ class FakeEngine:
     def set_face_mode(self, mode: str) -> None:
         self.calls.append(("face_mode", mode))
 
+    def set_camera_tta(self, tta) -> None:
+        self.calls.append(("camera_tta", tta))
+
     def load_models(self, ran, baseline, detector="auto", device="cpu") -> None:
         self.calls.append(("load", ran, baseline, detector))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 from viewer_fixtures import analysis as result
 from viewer_fixtures import face_image, make_face, messages, tracked
 from viewer_fixtures import make_controller as make
@@ -170,6 +171,19 @@ def test_whole_face_mode_rereads_the_shown_image_but_not_during_the_camera() -> 
     n = len(engine.calls)
     c.set_whole_faces(False)
     assert engine.calls[n:] == [("face_mode", "detect")]
+
+
+def test_camera_tta_goes_to_the_engine_and_the_state() -> None:
+    c, state, engine, _ = make()
+    seen: list[str | None] = []
+    state.events.camera.connect(lambda *_: seen.append(state.camera.tta))
+    c.set_camera_tta("flip")
+    assert engine.calls[-1] == ("camera_tta", "flip") and state.camera.tta == "flip" and seen == ["flip"]
+    c.set_camera_tta(None)
+    assert engine.calls[-1] == ("camera_tta", None) and seen == ["flip", None]
+    with pytest.raises(ValueError, match="camera TTA"):
+        c.set_camera_tta("shift")  # not offered by the menu
+    assert state.camera.tta is None
 
 
 def test_camera_frames_read_with_occluders_get_a_clean_reading_when_cleared() -> None:

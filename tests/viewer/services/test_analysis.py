@@ -83,6 +83,37 @@ def test_camera_frames_with_a_real_predictor_detect_only_now_and_then(tiny_model
     an.close_stream()
 
 
+def test_camera_tta_changes_camera_frames_only(tiny_models: dict[str, Path]) -> None:
+    """A cheaper TTA for the camera: its stream and the baseline on its frames use it, stills keep the saved one."""
+    from ran_core.imageio import read_image
+    from ran_core.predictor import Predictor
+
+    ran = Predictor(tiny_models["ran"], detector="haar")
+    an = Analyzer(ran, Predictor(tiny_models["baseline"], detector=ran.detector))
+    frame = np.ascontiguousarray(read_image(SAMPLES / "grace_hopper.jpg")[10:410, 40:440])
+    an.analyze_frame(frame, 0)
+    assert an._stream.predictor.tta is None  # the model's own
+    thread = an._stream._worker.thread
+    an.set_camera_tta("flip")
+    assert an._stream is None and not thread.is_alive()  # the stream ended; the next frame makes a new one
+    ran_faces, base_faces = an.analyze_frame(frame, 1)
+    assert an._stream.predictor.tta == "flip" and an._camera_baseline.tta == "flip"
+    assert an._stream.predictor.model is ran.model  # nothing loaded again
+    assert len(ran_faces) == len(base_faces) == 1
+    dets = detections_from_faces(ran_faces)
+    for pred, faces in ((ran, ran_faces), (an.baseline, base_faces)):
+        flipped = pred.with_tta("flip").predict_faces(frame, dets)[0].probabilities
+        plain = pred.predict_faces(frame, dets)[0].probabilities
+        np.testing.assert_allclose(faces[0].probabilities, flipped, atol=1e-5)  # the camera read with flip TTA
+        assert not np.allclose(flipped, plain, atol=1e-5)
+    assert ran.tta is None and an.baseline.tta is None  # stills keep the saved TTA
+    an.set_camera_tta(None)
+    assert an._stream is None and an._camera_baseline is None
+    with pytest.raises(ValueError, match="camera TTA"):
+        an.set_camera_tta("rotate")
+    an.close_stream()
+
+
 def test_camera_frames_use_the_fast_detector_and_onnx_runtime_when_left_to_auto(tiny_models) -> None:
     pytest.importorskip("onnxruntime")
     from ran_core.faces.detectors import detector_status

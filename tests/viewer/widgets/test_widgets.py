@@ -249,6 +249,16 @@ def test_camera_start_pause_snapshot_stop(qtbot, window, monkeypatch, tmp_path: 
     assert not state.camera.running and window.camera_worker is None
 
 
+def test_camera_tta_menu_sets_the_analyzer_and_follows_the_state(window) -> None:
+    state = window.state
+    assert window.camera_tta_actions[None].isChecked()
+    window.camera_tta_actions["flip"].trigger()
+    assert state.camera.tta == "flip" and window.wait_idle(10)
+    assert window.worker.analyzer.camera_tta == "flip"
+    window.controller.set_camera_tta(None)  # e.g. from the command line
+    assert window.camera_tta_actions[None].isChecked() and not window.camera_tta_actions["flip"].isChecked()
+
+
 def test_camera_menu_chooses_an_index_or_a_video_file(window, monkeypatch) -> None:
     started: list[object] = []
     monkeypatch.setattr(window, "start_camera", started.append)

@@ -155,12 +155,14 @@ def test_model_loading_is_queued_and_reported(qtbot) -> None:
 
     w = InferenceWorker(loader=loader)
     results = collect(w)
+    w.set_camera_tta("flip")
     w.start()
     try:
         with qtbot.waitSignal(w.sig_models_loaded, timeout=5000) as blocker:
             w.load_models("ran-x", "base-y", "haar")
             w.submit_image(face_image())  # queued behind the load, not dropping it
         assert blocker.args[0].errors == ["baseline missing"] and calls == [("ran-x", "base-y", "haar")]
+        assert w.analyzer.camera_tta == "flip"  # the camera's TTA outlives a model load
         qtbot.waitUntil(lambda: len(results) == 1, timeout=5000)
         assert results[0].ran_faces  # analysed with the freshly loaded model
     finally:
