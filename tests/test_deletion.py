@@ -43,6 +43,21 @@ def _faces(n: int = 8) -> CachedFaces:
     return CachedFaces(imgs, targets, torch.full((n, 5, 2), float("nan")), torch.ones(n, dtype=torch.bool), [])
 
 
+def test_deletion_reads_with_the_tta_asked_for() -> None:
+    """``tta`` overrides the saved TTA: a model saved with flip is read once per step with ``none``, twice without."""
+    model = _ReadsCenterDown()
+    model.config.tta = "flip"
+    calls: list[int] = []
+    model.register_forward_hook(lambda m, args, out: calls.append(len(args[0])))
+    plain = deletion_curves(model, _faces(), random_orders=1, tta="none")
+    n_plain = len(calls)
+    assert n_plain == 1 + 3 * 5 and plain.tta == "none" and plain.to_json()["tta"] == "none"
+    calls.clear()
+    saved = deletion_curves(model, _faces(), random_orders=1)
+    assert len(calls) == 2 * n_plain and saved.tta == "flip"
+    assert saved.accuracy["by_weight"] == plain.accuracy["by_weight"]  # this model reads a symmetric crop
+
+
 def test_covering_the_most_weighted_region_first_falls_at_once() -> None:
     res = deletion_curves(_ReadsCenterDown(), _faces(), random_orders=4)
     acc = res.accuracy

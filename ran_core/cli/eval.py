@@ -231,6 +231,7 @@ def _deletion(args: argparse.Namespace, models: list, split, labels: list[str]) 
                 args.deletion_orders,
                 device=model_device(model),
                 progress=lambda d, t, bar=bar: bar.update(d - bar.n),
+                tta=args.tta,
             )
         finally:
             bar.close()

@@ -40,6 +40,7 @@ class DeletionResult:
         n: faces measured.
         random_orders: how many random orders were averaged.
         first_covered: order -> how often each region was covered first (``by_weight`` and ``reverse``).
+        tta: the test-time augmentation every step was read with.
     """
 
     accuracy: dict[str, list[float]]
@@ -49,6 +50,7 @@ class DeletionResult:
     n: int
     random_orders: int
     first_covered: dict[str, dict[str, int]] = field(default_factory=dict)
+    tta: str = "none"
 
     @property
     def auc(self) -> dict[str, float]:
@@ -65,6 +67,7 @@ class DeletionResult:
             "n": self.n,
             "random_orders": self.random_orders,
             "first_covered": self.first_covered,
+            "tta": self.tta,
         }
 
 
@@ -94,6 +97,7 @@ def deletion_curves(
     device: str | torch.device = "cpu",
     progress: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    tta: str | None = None,
 ) -> DeletionResult:
     """Deletion curves of ``model`` on pre-decoded faces (framed as the model expects, see :class:`CachedFaces`).
 
@@ -108,6 +112,8 @@ def deletion_curves(
         progress: called with ``(done, total)``.
         should_stop: polled before every batch; returning True raises
             :class:`~ran_core.engine.evaluate.EvaluationCancelled`.
+        tta: test-time augmentation of every reading (``None``: the model's saved one). Each face is read
+            1 + (2 + random_orders)(K - 1) times, each time with all of its views: ``none`` is the affordable choice.
     """
     device = torch.device(device)
     model.eval()
@@ -121,6 +127,7 @@ def deletion_curves(
     gen = torch.Generator().manual_seed(seed)
     region_gen = torch.Generator().manual_seed(rcfg.seed)
     uses_attention = cfg.arch == "ran"
+    tta = tta or cfg.tta
     names = rcfg.region_names()
     steps = {o: np.zeros(k) for o in ORDERS}
     probs = {o: np.zeros(k) for o in ORDERS}
@@ -133,7 +140,7 @@ def deletion_curves(
         crops = crop_regions(x01, boxes, size)
         if not uses_attention:
             crops = crops[:, :1]
-        out = infer(model, normalize_crops(crops, cfg.mean, cfg.std))
+        out = infer(model, normalize_crops(crops, cfg.mean, cfg.std), tta)
         p = out.logits.softmax(1)
         return out, (p.argmax(1) == target).float(), p.gather(1, target[:, None])[:, 0]
 
@@ -192,4 +199,5 @@ def deletion_curves(
         n=n_done,
         random_orders=random_orders,
         first_covered={o: {names[i]: int(c) for i, c in enumerate(first[o]) if i > 0} for o in first},
+        tta=tta,
     )

@@ -117,6 +117,8 @@ class EvalRequest:
         deletion: also compute the region deletion curves of every model (``eval --deletion``; about
             ``5 × (K − 1)`` evaluations' worth of forward passes).
         deletion_orders: random orders averaged for the deletion curve's ``random`` line.
+        deletion_tta: test-time augmentation of the deletion curves' readings (``none``: one view each, as
+            ``eval --deletion --tta none``; the bundled models' saved ``flip_shift`` would cost ten times as much).
         landmark_detector: the detector that finds the landmarks for the pose bins (``auto``: the best available).
     """
 
@@ -130,6 +132,7 @@ class EvalRequest:
     pose_bins: bool = False
     deletion: bool = False
     deletion_orders: int = 3
+    deletion_tta: str | None = "none"
     landmark_detector: str = "auto"
 
 

@@ -75,6 +75,7 @@ class CoreBackend:
             device=device,
             progress=progress,
             should_stop=stop,
+            tta=request.deletion_tta,
         )
 
     def is_cancelled(self, exc: BaseException) -> bool:

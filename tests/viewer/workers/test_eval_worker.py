@@ -273,6 +273,7 @@ def test_worker_computes_pose_bins_and_deletion_curves(qtbot, ferplus, models, t
     assert ran_bins["<15"]["accuracy"] == pytest.approx(100.0 * correct[:2].mean())
     ran_del, base_del = analyses.deletion["ran"], analyses.deletion["baseline"]
     assert (ran_del.ranked_by, base_del.ranked_by) == ("attention", "sensitivity")
+    assert ran_del.tta == base_del.tta == "none"  # one view a reading, whatever the models saved
     assert base_del.region_names == ran_del.region_names and len(ran_del.accuracy["by_weight"]) == 6
     assert ran_del.n == 6 and ran_del.accuracy["by_weight"][0] == pytest.approx(100.0 * correct.mean())
     stages = [stage for _, _, stage in seen["progress"]]
