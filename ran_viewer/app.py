@@ -5,7 +5,7 @@ Examples::
     ran-viewer                                   # the bundled models on the bundled sample photos
     ran-viewer photos/ --model runs/ran/best     # a folder, with your own model
     ran-viewer --camera 0                        # live from the default webcam
-    ran-viewer --camera 0 --camera-tta flip      # 2 views a face instead of the saved 10: more frames per second
+    ran-viewer --camera 0 --camera-tta none      # 1 view a face instead of the saved 2: more frames per second
     ran-viewer face.jpg --occlude eyes --screenshot shot.png   # render one window to a PNG and exit
 """
 
@@ -66,8 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--camera-tta",
         choices=("saved", "flip_shift", "flip", "none"),
         default="saved",
-        help="views averaged per face on camera frames: the models' saved TTA (the bundled pair: flip_shift, 10 "
-        "views), or fewer for more frames per second (Camera > Live test-time augmentation)",
+        help="views averaged per face on camera frames: the models' saved TTA (the bundled pair: flip, 2 views), 10 "
+        "(flip_shift) for a little more accuracy or 1 (none) for more frames per second (Camera > Live test-time "
+        "augmentation)",
     )
     p.add_argument(
         "--faces",
