@@ -63,6 +63,13 @@ def test_interrupted_and_resumed_run_matches_uninterrupted(ferplus_root: Path, t
     assert (tmp_path / "cut" / "curves.png").stat().st_size > 0
     cfg = load_model(tmp_path / "cut").config
     assert cfg.provenance["dataset"] == "ferplus" and "val_accuracy" in cfg.provenance["metrics"]
+    run_cfg = _cfg(ferplus_root, tmp_path / "cut")
+    assert cfg.provenance["augment"] == {  # what the weights were trained with, for whoever reads the model later
+        "preset": run_cfg.augment,
+        "erase_fill": run_cfg.erase_fill,
+        "occlude_parts": run_cfg.occlude_parts,
+    }
+    assert cfg.provenance["optimizer"] == run_cfg.optimizer and cfg.provenance["lr"] == run_cfg.lr
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(ferplus_root: Path, tmp_path: Path, monkeypatch) -> None:

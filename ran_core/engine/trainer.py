@@ -742,6 +742,9 @@ class Trainer:
             "val_split": cfg.val_split,
             "label_mode": cfg.label_mode,
             "recipe": cfg.recipe,
+            "optimizer": cfg.optimizer,
+            "lr": cfg.lr,
+            "augment": {"preset": cfg.augment, "erase_fill": cfg.erase_fill, "occlude_parts": cfg.occlude_parts},
             "epochs": cfg.epochs,
             "best_epoch": row["epoch"],
             "metrics": {
