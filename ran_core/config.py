@@ -15,6 +15,12 @@ TTA_MODES: tuple[str, ...] = ("none", "flip", "shift", "flip_shift")
 FORMAT_VERSION = 1
 
 
+def check_tta(tta: str | None, what: str = "tta") -> None:
+    """Raise ``ValueError`` unless ``tta`` is one of :data:`TTA_MODES` or ``None`` (a model's saved one)."""
+    if tta is not None and tta not in TTA_MODES:
+        raise ValueError(f"{what} must be one of {', '.join(TTA_MODES)} (or None: the saved one), got {tta!r}")
+
+
 @dataclass
 class ModelConfig:
     """Rebuilds a model and says how to preprocess its input. Saved as ``config.json`` beside the weights.

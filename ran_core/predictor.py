@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ran_core.config import TTA_MODES, ModelConfig
+from ran_core.config import ModelConfig, check_tta
 from ran_core.faces.alignment import AlignedFace, align_face
 from ran_core.faces.detectors import DEFAULT_MAX_SIDE, Detection, FaceDetector, create_detector
 from ran_core.faces.pose import estimate_pose
@@ -119,8 +119,7 @@ class Predictor:
         backend: str = "torch",
         onnx_threads: int = 0,
     ) -> None:
-        if tta is not None and tta not in TTA_MODES:
-            raise ValueError(f"tta must be one of {', '.join(TTA_MODES)}, got {tta!r}")
+        check_tta(tta)
         if faces not in FACE_MODES:
             raise ValueError(f"faces must be one of {FACE_MODES}, got {faces!r}")
         if backend not in BACKENDS:
@@ -161,8 +160,7 @@ class Predictor:
     def with_tta(self, tta: str | None) -> Predictor:
         """This predictor with another test-time augmentation (``None``: the model's saved one): the same model,
         detector, backend and face mode, nothing loaded again. A live camera can trade views for speed this way."""
-        if tta is not None and tta not in TTA_MODES:
-            raise ValueError(f"tta must be one of {', '.join(TTA_MODES)}, got {tta!r}")
+        check_tta(tta)
         other = copy.copy(self)
         other.tta = tta
         other.timings = Timings()

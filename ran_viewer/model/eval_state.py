@@ -118,7 +118,8 @@ class EvalRequest:
             ``5 × (K − 1)`` evaluations' worth of forward passes).
         deletion_orders: random orders averaged for the deletion curve's ``random`` line.
         deletion_tta: test-time augmentation of the deletion curves' readings (``none``: one view each, as
-            ``eval --deletion --tta none``; the bundled models' saved ``flip_shift`` would cost ten times as much).
+            ``eval --deletion --tta none``; ``None`` reads with each model's saved one, two views for the bundled
+            models, ten with ``flip_shift``).
         landmark_detector: the detector that finds the landmarks for the pose bins (``auto``: the best available).
     """
 

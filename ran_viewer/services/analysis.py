@@ -118,10 +118,9 @@ class Analyzer:
 
     def set_camera_tta(self, tta: str | None) -> None:
         """Test-time augmentation for camera frames (``None``: each model's saved one); the next frame uses it."""
-        from ran_core.config import TTA_MODES
+        from ran_core.config import check_tta
 
-        if tta is not None and tta not in TTA_MODES:
-            raise ValueError(f"camera TTA must be one of {', '.join(TTA_MODES)} or None, got {tta!r}")
+        check_tta(tta, "camera TTA")
         if tta != self.camera_tta:
             self.camera_tta = tta
             self.close_stream()
