@@ -125,6 +125,52 @@ def test_early_stop_after_patience_epochs_without_better_accuracy(ferplus_root, 
         TrainConfig(data_root="x", early_stop=0)
 
 
+# ------------------------------------------------------------------------------------------- weight averaging
+
+
+class _RecordingTrainer(Trainer):
+    """Keeps a copy of every floating tensor of the model after each optimiser step."""
+
+    def _setup(self) -> None:
+        super()._setup()
+        self.after_steps: list[dict[str, torch.Tensor]] = []
+
+        def record(*_: object) -> None:
+            state = self.model.state_dict()
+            self.after_steps.append({k: v.detach().clone() for k, v in state.items() if v.is_floating_point()})
+
+        self.optimizer.register_step_post_hook(record)
+
+
+def test_ema_validates_and_saves_the_moving_average_of_every_step(ferplus_root, tmp_path) -> None:
+    decay = 0.6
+    trainer = _RecordingTrainer(_cfg(ferplus_root, tmp_path / "ema", epochs=1, ema=decay))
+    trainer.run()
+    steps = trainer.after_steps
+    assert len(steps) == 3  # 24 faces, batches of 8
+    expected = dict(steps[0])  # the average starts at the weights after the first step
+    for w in steps[1:]:
+        expected = {k: decay * expected[k] + (1 - decay) * w[k] for k in expected}
+    saved = load_model(tmp_path / "ema").state_dict()
+    for k, v in expected.items():  # parameters and the batch-norm running statistics alike
+        torch.testing.assert_close(saved[k], v, rtol=1e-5, atol=1e-6, msg=k)
+    raw = trainer.model.state_dict()
+    assert not all(torch.equal(saved[k], raw[k]) for k in expected)  # not the last step's weights
+    assert load_model(tmp_path / "ema").config.provenance["ema"] == decay
+    with pytest.raises(ValueError, match="--ema"):
+        TrainConfig(data_root="x", ema=1.0)
+
+
+def test_ema_survives_an_interruption(ferplus_root, tmp_path) -> None:
+    Trainer(_cfg(ferplus_root, tmp_path / "full", ema=0.7)).run()
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(_cfg(ferplus_root, tmp_path / "cut", ema=0.7), interrupt_after_steps=2).run()
+    Trainer(_cfg(ferplus_root, tmp_path / "cut", ema=0.7), resume=True).run()
+    a, b = load_model(tmp_path / "full").state_dict(), load_model(tmp_path / "cut").state_dict()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6, msg=k)
+
+
 # ------------------------------------------------------------------------------------------------- warm starts
 
 

@@ -75,6 +75,12 @@ def add_parser(sub: argparse._SubParsersAction, name: str, help_text: str) -> ar
     a("--plateau-factor", type=float, help="lr factor of the plateau schedule [0.5]")
     a("--early-stop", type=int, help="stop after this many epochs without a better validation accuracy [never]")
     a(
+        "--ema",
+        type=float,
+        help="validate and save an exponential moving average of the weights with this decay per step, e.g. 0.999 "
+        "[off]",
+    )
+    a(
         "--augment",
         choices=["none", "official", "modern", "strong"],
         help="augmentation preset [official or modern, by recipe]; strong = rotation 30, shift/shear/zoom 20%%, "

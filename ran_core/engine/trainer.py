@@ -32,6 +32,7 @@ import torch
 import torch.distributed as dist
 import yaml
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DistributedSampler
 from tqdm.auto import tqdm
 
@@ -107,6 +108,9 @@ class TrainConfig:
         plateau_patience: epochs without a lower validation loss before ``plateau`` lowers the learning rate.
         plateau_factor: learning-rate factor of the ``plateau`` schedule.
         early_stop: stop when validation accuracy has not improved for this many epochs (None: never).
+        ema: keep an exponential moving average of the weights with this decay per step (e.g. 0.999; None: off),
+            buffers included; validation, the best model and early stopping then use the averaged weights, which
+            smooth out the noise of the last steps (timm's ``--model-ema``).
         augment: augmentation preset, ``none``, ``official``, ``modern`` or ``strong`` (see
             :class:`~ran_core.data.pipeline.AugmentConfig`); default by recipe (official / modern).
         erase_fill: fill of erased rectangles and covered parts: ``gray``, ``black`` or ``mixed``.
@@ -162,6 +166,7 @@ class TrainConfig:
     plateau_patience: int = 5
     plateau_factor: float = 0.5
     early_stop: int | None = None
+    ema: float | None = None
     augment: str | None = None
     erase_fill: str = "gray"
     occlude_parts: float = 0.0
@@ -235,6 +240,8 @@ class TrainConfig:
             raise ValueError("--plateau-patience must be >= 0 and --plateau-factor in (0, 1)")
         if self.early_stop is not None and self.early_stop < 1:
             raise ValueError("--early-stop must be at least 1 epoch")
+        if self.ema is not None and not 0 < self.ema < 1:
+            raise ValueError(f"--ema is a decay per step in (0, 1), e.g. 0.999; got {self.ema}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -485,6 +492,9 @@ class Trainer:
         else:
             self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_lambda(total))
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp == torch.float16)
+        self.ema: AveragedModel | None = None
+        if cfg.ema is not None:
+            self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
         self.net: nn.Module = self.model
         if _is_dist():
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -544,6 +554,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
+            **({"ema": self.ema.state_dict()} if self.ema is not None else {}),
             "epoch": epoch,
             "step": step,
             "partial": dict(self.partial),
@@ -573,6 +584,11 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
+        if self.ema is not None:
+            if "ema" in state:
+                self.ema.load_state_dict(state["ema"])
+            else:
+                logger.info("the checkpoint has no weight average: --ema starts from its weights")
         self.start_epoch, self.start_step = int(state["epoch"]), int(state["step"])
         self.partial = dict(state["partial"])
         self.history = list(state["history"])
@@ -674,6 +690,8 @@ class Trainer:
                 self.scaler.update()
                 if self.cfg.schedule != "plateau":
                     self.scheduler.step()
+                if self.ema is not None:
+                    self.ema.update_parameters(self.model)
                 hard = target.argmax(1) if target.is_floating_point() else target
                 b = len(hard)
                 loss_sum += float(parts["ce"]) * b
@@ -701,10 +719,15 @@ class Trainer:
             "epoch_time_s": elapsed,
         }
 
+    @property
+    def _eval_model(self) -> nn.Module:
+        """The weights that are validated and saved: the moving average when ``--ema`` is on."""
+        return self.ema.module if self.ema is not None else self.model
+
     def _validate(self, epoch: int) -> dict[str, Any]:
         c = self.config.num_classes
         out = predict_split(
-            self.model,
+            self._eval_model,
             self.val_src,
             self.cfg.eval_batch_size,
             self.device,
@@ -766,7 +789,9 @@ class Trainer:
         }
         if cfg.init_from:
             provenance["init_from"] = str(cfg.init_from)
-        save_model(self.model, self.run_dir / "best", provenance=provenance)
+        if cfg.ema is not None:
+            provenance["ema"] = cfg.ema
+        save_model(self._eval_model, self.run_dir / "best", provenance=provenance)
 
     def _log(self, row: dict[str, Any]) -> None:
         path = self.run_dir / "metrics.csv"
