@@ -1,4 +1,4 @@
-"""The ``ran-core`` command line: ``train``, ``eval``, ``calibrate``, ``predict``, ``export`` and ``bench``.
+"""The ``ran-core`` command line: ``train``, ``eval``, ``calibrate``, ``average``, ``predict``, ``export``, ``bench``.
 
 Each subcommand lives in its own module exposing ``add_parser(subparsers)`` and ``run(args) -> int``.
 """
@@ -14,6 +14,7 @@ SUBCOMMANDS = {
     "train": "Train RAN or the baseline on a dataset.",
     "eval": "Evaluate a model (and the occlusion/pose subsets); write metrics.json and confusion matrices.",
     "calibrate": "Fit a logit adjustment for rare classes on a validation split and save the model with it.",
+    "average": "Average the weights of models fine-tuned from one parent (a model soup) into one saved model.",
     "predict": "Detect faces in images or videos and classify their expressions.",
     "export": "Write a saved model as ONNX (with its config beside it) for ONNX Runtime and other runtimes.",
     "bench": "Measure latency and throughput on this machine.",
