@@ -352,6 +352,21 @@ def test_fit_tau_trades_little_accuracy_for_rare_classes() -> None:
         fit_tau(probs[:, :2], targets[:5], prior[:2])
 
 
+def test_fit_tau_with_a_mean_class_floor_keeps_the_most_accurate_tau_that_reaches_it() -> None:
+    probs, targets, prior = _long_tail()
+    free = fit_tau(probs, targets, prior, max_drop=2.0)
+    floor = (free.base["mean_class_accuracy"] + free.chosen["mean_class_accuracy"]) / 2
+    cal = fit_tau(probs, targets, prior, max_drop=2.0, min_mean_class=floor)
+    assert cal.chosen["mean_class_accuracy"] >= floor and cal.min_mean_class == floor
+    reaching = [
+        p for p in cal.curve if p["mean_class_accuracy"] >= floor and p["accuracy"] >= cal.base["accuracy"] - 2.0
+    ]
+    assert cal.chosen["accuracy"] == max(p["accuracy"] for p in reaching)
+    assert cal.chosen["accuracy"] >= free.chosen["accuracy"] and cal.tau < free.tau
+    unreachable = fit_tau(probs, targets, prior, max_drop=2.0, min_mean_class=100.0)
+    assert unreachable.tau == free.tau  # nothing reaches the floor: the best mean-class accuracy, as without it
+
+
 def test_calibrate_cli_saves_the_adjusted_model(tmp_path) -> None:
     root = tmp_path / "ferplus"
     make_ferplus(root, "train", [0] * 20 + [1] * 6 + [2, 3, 4, 5, 6, 7], 0)  # a long tail

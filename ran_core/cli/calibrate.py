@@ -30,6 +30,12 @@ def add_parser(sub: argparse._SubParsersAction, name: str, help_text: str) -> ar
     a("--prior-split", default="train", help="split whose class frequencies are the prior")
     a("--out", type=Path, required=True, help="folder for the adjusted saved model, calibration.json and a plot")
     a("--max-drop", type=float, default=0.5, help="accepted loss of overall accuracy, in points")
+    a(
+        "--min-mean-class",
+        type=float,
+        help="instead of the best mean-class accuracy, the most accurate tau whose mean-class accuracy reaches this "
+        "(in %%, within --max-drop; if none does, the best mean-class accuracy)",
+    )
     a("--tta", choices=TTA_MODES, help="test-time augmentation to fit with and save (default: the model's)")
     a("--num-classes", type=int, choices=[7, 8], help="AffectNet setting (default: the model's class count)")
     a("--batch-size", type=int, default=128)
@@ -71,7 +77,9 @@ def run(args: argparse.Namespace) -> int:
     bar = tqdm(total=len(split), desc=f"predicting {args.split}", unit="img")
     try:
         res = evaluate(model, split, None, args.batch_size, device, progress=lambda d, t: bar.update(d - bar.n))
-        cal = fit_tau(res.probs, res.targets, prior_split.class_counts(), max_drop=args.max_drop)
+        cal = fit_tau(
+            res.probs, res.targets, prior_split.class_counts(), args.max_drop, min_mean_class=args.min_mean_class
+        )
     except ValueError as exc:
         print(f"ran-core calibrate: {exc}", file=sys.stderr)
         return 2
@@ -89,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
                 "prior_split": args.prior_split,
                 "tau": cal.tau,
                 "max_drop": args.max_drop,
+                "min_mean_class": args.min_mean_class,
                 "tta": cfg.tta,
                 "base": cal.base,
                 "chosen": cal.chosen,
@@ -104,5 +113,7 @@ def run(args: argparse.Namespace) -> int:
         f"{b['mean_class_accuracy']:.2f}% -> {c['mean_class_accuracy']:.2f}% at tau={cal.tau:g} "
         f"(accepted accuracy loss {args.max_drop:g} points)"
     )
+    if args.min_mean_class is not None and c["mean_class_accuracy"] < args.min_mean_class:
+        print(f"no tau within {args.max_drop:g} points reaches mean-class {args.min_mean_class:g}%: kept the best one")
     print(f"wrote the adjusted model to {args.out} (with calibration.json and calibration.png)")
     return 0

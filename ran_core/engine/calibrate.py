@@ -5,7 +5,8 @@ model trained on it rarely predicts the rare classes even when they are likely. 
 log-probabilities (Menon et al., "Long-tail learning via logit adjustment", ICLR 2021) moves the decision towards
 them: ``tau = 0`` is the trained model, ``tau = 1`` the Bayes-optimal choice for balanced classes. :func:`fit_tau`
 picks the ``tau`` with the best mean-class accuracy whose overall accuracy stays within ``max_drop`` points of the
-unadjusted model, on a validation split; the chosen bias is stored in the saved model's ``logit_bias``.
+unadjusted model, on a validation split, or, given a floor ``min_mean_class``, the most accurate ``tau`` that reaches
+it; the chosen bias is stored in the saved model's ``logit_bias``.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class Calibration:
     chosen: dict[str, float]
     curve: list[dict[str, float]] = field(default_factory=list)
     max_drop: float = 0.5
+    min_mean_class: float | None = None
 
     def to_json(self) -> dict:
         return {
@@ -44,6 +46,7 @@ class Calibration:
             "bias": self.bias,
             "prior": self.prior,
             "max_drop": self.max_drop,
+            "min_mean_class": self.min_mean_class,
             "base": self.base,
             "chosen": self.chosen,
             "curve": self.curve,
@@ -60,6 +63,7 @@ def fit_tau(
     prior: np.ndarray,
     max_drop: float = 0.5,
     taus: np.ndarray | None = None,
+    min_mean_class: float | None = None,
 ) -> Calibration:
     """Choose the logit-adjustment strength on held-out predictions.
 
@@ -69,6 +73,8 @@ def fit_tau(
         prior: ``(C,)`` class frequencies of the training data (any positive scale).
         max_drop: largest loss of overall accuracy, in points, accepted for a better mean-class accuracy.
         taus: the strengths to try (default 0 to 2 in steps of 0.05).
+        min_mean_class: a floor for mean-class accuracy, in %: the most accurate strength (within ``max_drop``)
+            that reaches it is chosen; when none does, the best mean-class accuracy within ``max_drop`` as without it.
 
     Raises:
         ValueError: shapes disagree, a prior is not positive, or there are no predictions.
@@ -88,13 +94,18 @@ def fit_tau(
     logp = np.log(np.clip(probs, 1e-12, None))
     log_prior = np.log(prior) - np.log(prior).mean()  # centred: the bias moves classes against each other only
     base = _metrics(targets, logp, c)
-    curve, best = [], (0.0, base)
+    curve, best, floor_met = [], (0.0, base), None
     for tau in taus:
         m = _metrics(targets, logp - tau * log_prior, c)
         curve.append({"tau": float(tau), "accuracy": m.accuracy, "mean_class_accuracy": m.mean_class_accuracy})
-        if m.accuracy >= base.accuracy - max_drop and m.mean_class_accuracy > best[1].mean_class_accuracy:
+        if m.accuracy < base.accuracy - max_drop:
+            continue
+        if m.mean_class_accuracy > best[1].mean_class_accuracy:
             best = (float(tau), m)
-    tau, chosen = best
+        if min_mean_class is not None and m.mean_class_accuracy >= min_mean_class:
+            if floor_met is None or m.accuracy > floor_met[1].accuracy:
+                floor_met = (float(tau), m)
+    tau, chosen = floor_met or best
     return Calibration(
         tau=tau,
         bias=[float(v) for v in -tau * log_prior],
@@ -103,4 +114,5 @@ def fit_tau(
         chosen={"accuracy": chosen.accuracy, "mean_class_accuracy": chosen.mean_class_accuracy},
         curve=curve,
         max_drop=max_drop,
+        min_mean_class=min_mean_class,
     )
