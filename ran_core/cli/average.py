@@ -12,10 +12,9 @@ def add_parser(sub: argparse._SubParsersAction, name: str, help_text: str) -> ar
         name,
         help=help_text,
         description=help_text
-        + " Meant for models fine-tuned from one parent (e.g. runs started with --init-from the same model), whose "
-        "mean often predicts better than each; evaluate the result, and fit its logit adjustment again with "
-        "ran-core calibrate (a source's adjustment is dropped).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        + " For example runs started with --init-from the same model, whose mean often predicts better than each; "
+        "evaluate the result, and fit its logit adjustment again with ran-core calibrate (a source's adjustment is "
+        "dropped).",
     )
     a = p.add_argument
     a("models", nargs="+", help="saved model folders, training run folders or bundled model names (two or more)")
