@@ -52,7 +52,8 @@ class Analyzer:
         # bundled RAN ran at 130 fps, p95 9.5 ms, against 94 fps, p95 12.6 ms with PyTorch, 2-core CPU).
         self.camera_backend: str | None = None
         # The camera's test-time augmentation: None keeps each model's saved one (the bundled pair: flip, 2 views a
-        # face); "flip_shift" (10) reads a little better, "none" (1) faster. Stills keep theirs.
+        # face); "flip_shift" (10) costs 5x and on Valid lifts the bundled baseline, not the RAN; "none" (1) is
+        # faster. Stills keep theirs.
         self.camera_tta: str | None = None
         self._camera_baseline: Any = None
         self._stream_lead: Any = None
