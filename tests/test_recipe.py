@@ -192,6 +192,29 @@ def test_init_from_a_baseline_gives_ran_its_backbone(ferplus_root, tmp_path) -> 
     assert "init_from" in (out / "config.yaml").read_text()
 
 
+def test_freeze_backbone_keeps_the_warm_start_fixed_then_trains_it(ferplus_root, tmp_path) -> None:
+    Trainer(_cfg(ferplus_root, tmp_path / "base", model="baseline", epochs=1)).run()
+    start = {f"backbone.{k}": v for k, v in load_model(tmp_path / "base").backbone.state_dict().items()}
+    start = {k: v for k, v in start.items() if v.is_floating_point()}
+    cfg = _cfg(ferplus_root, tmp_path / "ran", epochs=2, freeze_backbone=1, init_from=str(tmp_path / "base"))
+    trainer = _RecordingTrainer(cfg)
+    trainer.run()
+    steps = trainer.after_steps
+    assert len(steps) == 6  # 24 faces, batches of 8, two epochs
+    for w in steps[:3]:  # epoch 1: weights and batch-norm statistics exactly as warm-started
+        for k, v in start.items():
+            assert torch.equal(w[k], v), k
+    assert not torch.equal(steps[0]["alpha_fc.weight"], steps[2]["alpha_fc.weight"])  # the attention learns
+    assert not torch.equal(steps[0]["classifier.weight"], steps[2]["classifier.weight"])
+    assert any(not torch.equal(steps[-1][k], v) for k, v in start.items())  # epoch 2 trains the backbone too
+    assert all(p.requires_grad for p in trainer.model.parameters())
+    assert load_model(tmp_path / "ran").config.provenance["freeze_backbone"] == 1
+    with pytest.raises(ValueError, match="--init-from"):
+        TrainConfig(data_root="x", freeze_backbone=1)
+    with pytest.raises(ValueError, match="--freeze-backbone"):
+        TrainConfig(data_root="x", init_from="y", epochs=2, freeze_backbone=3)
+
+
 def test_init_from_refuses_another_backbone_and_non_models(tmp_path) -> None:
     save_model(create_model("baseline_sepconv"), tmp_path / "sep")
     with pytest.raises(ValueError, match="backbone is sepconv"):

@@ -103,6 +103,13 @@ def add_parser(sub: argparse._SubParsersAction, name: str, help_text: str) -> ar
         help="saved model, bundled name or run directory to start from (e.g. a trained baseline gives RAN its "
         "backbone)",
     )
+    a(
+        "--freeze-backbone",
+        type=int,
+        metavar="N",
+        help="keep the --init-from backbone fixed for the first N epochs while the attention and classifier learn, "
+        "then train everything (linear probe, then fine-tuning) [0]",
+    )
     a("--weight-decay", type=float, help="[1e-4 official, 0.05 modern]")
     a("--label-smoothing", type=float, help="[0 official, 0.1 modern]")
     a("--lambda-rb", type=float, help="weight of the region-biased loss [1.0]")

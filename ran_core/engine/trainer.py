@@ -119,6 +119,11 @@ class TrainConfig:
         init_from: a saved model, bundled model name or run directory whose weights start this run: every tensor
             whose name and shape fit is copied (a whole-face baseline gives RAN its backbone, which costs 1/K as much
             to train). Ignored when resuming, whose checkpoint holds the weights.
+        freeze_backbone: keep the backbone fixed for the first N epochs (no gradient, no weight decay, batch-norm
+            statistics unchanged) while the new layers (RAN's attention, the classifier) learn on a warm-started
+            backbone; it trains with the rest afterwards. A linear probe before fine-tuning (LP-FT, Kumar et al.
+            2022), which keeps more of the starting features than fine-tuning everything at once. Needs
+            ``init_from`` or ``pretrained``.
         attention_dropout: also drop features entering the α/β layers (not in the official code; off).
         tta: test-time augmentation stored in the saved model and used for validation: ``none`` or ``flip``.
         weight_decay: default 1e-4 (official) or 0.05 (modern).
@@ -171,6 +176,7 @@ class TrainConfig:
     erase_fill: str = "gray"
     occlude_parts: float = 0.0
     init_from: str | None = None
+    freeze_backbone: int = 0
     attention_dropout: bool = False
     tta: str = "none"
     weight_decay: float | None = None
@@ -242,6 +248,15 @@ class TrainConfig:
             raise ValueError("--early-stop must be at least 1 epoch")
         if self.ema is not None and not 0 < self.ema < 1:
             raise ValueError(f"--ema is a decay per step in (0, 1), e.g. 0.999; got {self.ema}")
+        if not 0 <= self.freeze_backbone <= self.epochs:
+            raise ValueError(
+                f"--freeze-backbone must be between 0 and --epochs ({self.epochs}), got {self.freeze_backbone}"
+            )
+        if self.freeze_backbone and not (self.init_from or self.pretrained):
+            raise ValueError(
+                "--freeze-backbone keeps a trained backbone fixed: give it one with --init-from or --pretrained "
+                "(a freshly initialised backbone would stay random)"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -498,7 +513,10 @@ class Trainer:
         self.net: nn.Module = self.model
         if _is_dist():
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+            # a fixed backbone gets no gradients in its epochs, which DDP must be told to expect
+            self.net = nn.parallel.DistributedDataParallel(
+                self.model, device_ids=ids, find_unused_parameters=cfg.freeze_backbone > 0
+            )
         self.history: list[dict[str, Any]] = []
         self.best_acc = -1.0
         self.start_epoch, self.start_step = 0, 0
@@ -648,16 +666,29 @@ class Trainer:
     def _on_sigterm(self, signum: int, frame: Any) -> None:
         self._stop_requested = True
 
+    def _set_train_mode(self, epoch: int) -> bool:
+        """Training mode; during the first ``freeze_backbone`` epochs the backbone is fixed: its parameters need no
+        gradient (so the optimiser skips them, weight decay included) and it runs in eval mode (batch-norm
+        statistics kept). Returns whether it is fixed."""
+        self.net.train()
+        frozen = epoch < self.cfg.freeze_backbone
+        backbone = self.model.backbone
+        for p in backbone.parameters():
+            p.requires_grad_(not frozen)
+        if frozen:
+            backbone.eval()
+        return frozen
+
     def _train_epoch(self, epoch: int) -> None:
         cfg = self.cfg
-        self.net.train()
+        frozen = self._set_train_mode(epoch)
         batches = self._epoch_batches(epoch)
         p = self.partial
         loss_sum, correct, seen, skipped = p.get("loss", 0.0), p.get("correct", 0.0), p.get("seen", 0.0), 0
         bar = tqdm(
             total=len(batches),
             initial=self.start_step,
-            desc=f"epoch {epoch + 1}/{cfg.epochs}",
+            desc=f"epoch {epoch + 1}/{cfg.epochs}" + (" (backbone fixed)" if frozen else ""),
             disable=self.rank != 0,
             dynamic_ncols=True,
         )
@@ -791,6 +822,8 @@ class Trainer:
             provenance["init_from"] = str(cfg.init_from)
         if cfg.ema is not None:
             provenance["ema"] = cfg.ema
+        if cfg.freeze_backbone:
+            provenance["freeze_backbone"] = cfg.freeze_backbone
         save_model(self._eval_model, self.run_dir / "best", provenance=provenance)
 
     def _log(self, row: dict[str, Any]) -> None:
