@@ -44,6 +44,23 @@ def test_config_file_and_flags(tmp_path: Path) -> None:
         TrainConfig(data_root="x", model="transformer")
 
 
+@pytest.mark.parametrize("command", ["train", "calibrate"])
+def test_cli_help_names_only_real_defaults(command: str) -> None:
+    """``train``'s flags all default to None (so only the flags given override --config) and name their defaults in
+    brackets; help must not append "(default: None)" to them, yet keep the real defaults of ``calibrate``."""
+    from ran_core.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command").choices[command]
+    text = " ".join(sub.format_help().split())
+    assert "default: None" not in text
+    if command == "calibrate":
+        assert "accepted loss of overall accuracy, in points (default: 0.5)" in text
+        assert "(default: the model's) (default" not in text
+    else:
+        assert "--epochs EPOCHS [30]" in text
+
+
 def test_interrupted_and_resumed_run_matches_uninterrupted(ferplus_root: Path, tmp_path: Path) -> None:
     full = Trainer(_cfg(ferplus_root, tmp_path / "full")).run()
     with pytest.raises(KeyboardInterrupt):

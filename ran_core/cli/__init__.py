@@ -21,6 +21,27 @@ SUBCOMMANDS = {
 }
 
 
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """Appends ``(default: X)`` to an option's help when it has a real default and its help does not already say it.
+
+    argparse's ``ArgumentDefaultsHelpFormatter`` also writes ``(default: None)`` for options without one, which
+    ``train`` has for every flag (None lets only the flags given override ``--config``; its help names the defaults
+    in brackets instead) and ``calibrate`` for its required ones."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (
+            action.default is None
+            or action.default is argparse.SUPPRESS
+            or action.default is False
+            or action.option_strings == []
+            or "%(default)" in text
+            or "default" in text
+        ):
+            return text
+        return text + " (default: %(default)s)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     from ran_core import __version__
 

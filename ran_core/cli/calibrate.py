@@ -10,6 +10,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from ran_core.cli import DefaultsHelpFormatter
 from ran_core.config import TTA_MODES
 
 
@@ -20,7 +21,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str, help_text: str) -> ar
         description=help_text
         + " The bias is -tau*log(prior) with the prior counted on the training split; tau is the one with the best "
         "mean-class accuracy whose accuracy stays within --max-drop points of the unadjusted model.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
     a = p.add_argument
     a("--checkpoint", required=True, help="saved model folder, training run folder, or bundled model name")
@@ -38,7 +39,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str, help_text: str) -> ar
     )
     a("--tta", choices=TTA_MODES, help="test-time augmentation to fit with and save (default: the model's)")
     a("--num-classes", type=int, choices=[7, 8], help="AffectNet setting (default: the model's class count)")
-    a("--batch-size", type=int, default=128)
+    a("--batch-size", type=int, default=128, help="faces per step")
     a("--device", default="auto", help="auto, cpu or cuda")
     a("--max-samples", type=int, help="use at most N images (smoke runs)")
     return p

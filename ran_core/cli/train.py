@@ -8,6 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
+from ran_core.cli import DefaultsHelpFormatter
 from ran_core.config import TTA_MODES
 
 logger = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str, help_text: str) -> ar
         help=help_text,
         description=help_text + " Flags override --config; the resolved config is written to OUT/config.yaml. "
         "Under `torchrun --nproc_per_node N` the same command trains with DistributedDataParallel.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
     a = p.add_argument
     # Every default is None so that only flags actually given override the --config file (defaults: TrainConfig).
