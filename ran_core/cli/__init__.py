@@ -34,9 +34,8 @@ class DefaultsHelpFormatter(argparse.HelpFormatter):
             action.default is None
             or action.default is argparse.SUPPRESS
             or action.default is False
-            or action.option_strings == []
-            or "%(default)" in text
-            or "default" in text
+            or not action.option_strings
+            or "default" in text  # the help already says it, in its own words or as %(default)s
         ):
             return text
         return text + " (default: %(default)s)"
