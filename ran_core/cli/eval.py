@@ -45,6 +45,12 @@ def add_parser(sub: argparse._SubParsersAction, name: str, help_text: str) -> ar
         "cached; also writes OUT/per_image.csv (image,true,pred,yaw,pitch,roll)",
     )
     a(
+        "--by-agreement",
+        action="store_true",
+        help="accuracy by how many annotators chose each face's label (FERPlus votes: 50-60%%, ..., 90-100%%), "
+        "to tell errors on faces people read alike from errors on faces people dispute",
+    )
+    a(
         "--deletion",
         action="store_true",
         help="region deletion curves: cover regions by decreasing / increasing weight and at random, record accuracy; "
@@ -125,6 +131,15 @@ def run(args: argparse.Namespace) -> int:
             print(f"ran-core eval: landmark regions: {exc}", file=sys.stderr)
             return 2
         print(report.summary(), file=sys.stderr)
+    shares = None
+    if args.by_agreement:
+        from ran_core.engine.agreement import split_agreements
+
+        try:
+            shares = split_agreements(split)
+        except ValueError as exc:
+            print(f"ran-core eval: {exc}", file=sys.stderr)
+            return 2
     args.out.mkdir(parents=True, exist_ok=True)
     results, labels = [], []
     for ref, model in models:
@@ -181,6 +196,14 @@ def run(args: argparse.Namespace) -> int:
             main["compare"]["pose_bins"] = bins[1]
         write_per_image_csv(args.out / "per_image.csv", results, labels, poses)
         print(_pose_table(bins, labels))
+    if shares is not None:
+        from ran_core.engine.agreement import agreement_bin_metrics
+
+        bins = [agreement_bin_metrics(r, shares) for r in results]
+        main["agreement_bins"] = bins[0]
+        if len(results) == 2:
+            main["compare"]["agreement_bins"] = bins[1]
+        print(_agreement_table(bins, labels))
     if args.deletion:
         main["deletion"] = _deletion(args, models, split, labels)
     if args.through_predict:
@@ -258,6 +281,22 @@ def _pose_table(bins: list[dict], labels: list[str]) -> str:
         )
         lines.append(f"{name:<10}{row['n']:>7}{mean:>10}{accs}")
     return "\naccuracy by estimated head pose\n" + "\n".join(lines)
+
+
+def _agreement_table(bins: list[dict], labels: list[str]) -> str:
+    total = sum(row["n"] for row in bins[0].values()) or 1
+    errors = sum(row["errors"] for row in bins[0].values()) or 1
+    head = f"{'agreement':<11}{'n':>7}{'share':>8}" + "".join(f"{lab:>24}" for lab in labels)
+    lines = [head + f"{'share of errors':>17}"]
+    for name, row in bins[0].items():
+        accs = "".join(
+            f"{'-' if b[name]['accuracy'] is None else format(b[name]['accuracy'], '.2f') + '%':>24}" for b in bins
+        )
+        share, err = 100 * row["n"] / total, 100 * row["errors"] / errors
+        lines.append(f"{name:<11}{row['n']:>7}{share:>7.1f}%{accs}{err:>16.1f}%")
+    return f"\naccuracy by annotator agreement (share of votes for the label; errors of {labels[0]})\n" + "\n".join(
+        lines
+    )
 
 
 def _through_predict(args: argparse.Namespace, models: list, results: list, split, labels: list[str]) -> dict:

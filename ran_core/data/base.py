@@ -30,6 +30,8 @@ class Sample:
         face_box: ``(x1, y1, x2, y2)`` in image pixels when the dataset gives one.
         landmarks: ``(5, 2)`` float32 points in image pixels, in the order of
             :data:`ran_core.regions.LANDMARK_NAMES`, when the dataset gives them.
+        agreement: the share of the annotators' votes that went to ``label`` (FERPlus: 10 annotators an image), when
+            the dataset has votes; ``ran-core eval --by-agreement`` reports accuracy by it.
     """
 
     path: Path
@@ -38,6 +40,7 @@ class Sample:
     soft: np.ndarray | None = None
     face_box: tuple[float, float, float, float] | None = None
     landmarks: np.ndarray | None = None
+    agreement: float | None = None
 
 
 @dataclass

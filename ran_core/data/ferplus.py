@@ -65,8 +65,7 @@ def ferplus_target(votes: Sequence[float], label_mode: str = "majority") -> tupl
         raise ValueError(f"label_mode must be one of {', '.join(LABEL_MODES)}, got {label_mode!r}")
     if len(votes) != NUM_VOTES:
         raise ValueError(f"expected {NUM_VOTES} vote counts, got {len(votes)}")
-    # Plain Python: this runs once per image, and numpy's per-call overhead dominates on 10 numbers.
-    counts = [float(v) if v >= 1.0 + sys.float_info.epsilon else 0.0 for v in votes]
+    counts = _kept_votes(votes)
     total = sum(counts)
     top = counts.index(max(counts))
     num_emotions = len(FERPLUS_CLASSES)
@@ -83,6 +82,20 @@ def ferplus_target(votes: Sequence[float], label_mode: str = "majority") -> tupl
         return -1, None, "mostly unknown/not a face"
     soft = np.array(counts[:num_emotions], dtype=np.float32) / np.float32(emotion_total)
     return int(np.argmax(soft)), soft, None
+
+
+def _kept_votes(votes: Sequence[float]) -> list[float]:
+    """The vote counts with Microsoft's outlier rule applied: an emotion chosen by one annotator counts as 0."""
+    # Plain Python: this runs once per image, and numpy's per-call overhead dominates on 10 numbers.
+    return [float(v) if v >= 1.0 + sys.float_info.epsilon else 0.0 for v in votes]
+
+
+def vote_agreement(votes: Sequence[float], label: int) -> float:
+    """The share of an image's votes (all 10 columns, after the outlier rule of :func:`ferplus_target`) that went to
+    ``label``: how far the annotators agreed on it. A majority label always has more than 0.5."""
+    counts = _kept_votes(votes)
+    total = sum(counts)
+    return counts[label] / total if total > 0 else 0.0
 
 
 def read_ferplus(root: str | Path, split: str, label_mode: str = "majority") -> DatasetSplit:
@@ -133,7 +146,16 @@ def read_ferplus(root: str | Path, split: str, label_mode: str = "majority") -> 
             if name not in on_disk and not (folder / name).is_file():
                 skipped.add("missing file", name)
                 continue
-            samples.append(Sample(path=folder / name, label=label, key=key, soft=soft, face_box=box))
+            samples.append(
+                Sample(
+                    path=folder / name,
+                    label=label,
+                    key=key,
+                    soft=soft,
+                    face_box=box,
+                    agreement=vote_agreement(votes, label),
+                )
+            )
     return DatasetSplit(
         dataset="ferplus",
         split=split,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,3 +60,16 @@ class SetMetrics:
             "n": self.n,
             "missing": self.missing,
         }
+
+
+def metrics_by_group(
+    targets: np.ndarray, preds: np.ndarray, groups: Sequence[str], names: Sequence[str], num_classes: int
+) -> dict[str, SetMetrics]:
+    """:class:`SetMetrics` of each group in ``names`` (in that order), where ``groups[i]`` names sample ``i``'s group;
+    a group without samples gets ``n == 0`` and NaN accuracies."""
+    t, p = np.asarray(targets), np.asarray(preds)
+    out = {}
+    for name in names:
+        rows = np.array([i for i, g in enumerate(groups) if g == name], dtype=np.int64)
+        out[name] = SetMetrics.from_confusion(confusion_matrix(t[rows], p[rows], num_classes))
+    return out

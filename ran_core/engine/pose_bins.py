@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ran_core.data.base import DatasetSplit
-from ran_core.engine.metrics import SetMetrics, confusion_matrix
+from ran_core.engine.metrics import metrics_by_group
 from ran_core.faces.pose import HeadPose, estimate_pose
 
 # (name, lowest |yaw|, highest |yaw|) in degrees; faces without landmarks go to "unknown".
@@ -44,18 +44,18 @@ def split_poses(split: DatasetSplit) -> dict[str, HeadPose | None]:
 def pose_bin_metrics(result, poses: dict[str, HeadPose | None]) -> dict[str, dict]:
     """Per-bin ``accuracy``, ``mean_class_accuracy``, ``n``, ``mean_yaw`` and ``confusion`` of an
     :class:`~ran_core.engine.evaluate.EvalResult`."""
-    c = len(result.class_names)
     bins = [yaw_bin(poses.get(p)) for p in result.paths]
     yaws = np.array([np.nan if poses.get(p) is None else abs(poses[p].yaw) for p in result.paths])
+    names = [b[0] for b in POSE_BINS] + [UNKNOWN]
+    groups = metrics_by_group(result.targets, result.preds, bins, names, len(result.class_names))
     out: dict[str, dict] = {}
-    for name in [b[0] for b in POSE_BINS] + [UNKNOWN]:
+    for name, m in groups.items():
         rows = np.array([i for i, b in enumerate(bins) if b == name], dtype=np.int64)
-        m = SetMetrics.from_confusion(confusion_matrix(result.targets[rows], result.preds[rows], c))
         out[name] = {
-            "accuracy": m.accuracy if len(rows) else None,
-            "mean_class_accuracy": m.mean_class_accuracy if len(rows) else None,
-            "n": int(len(rows)),
-            "mean_yaw": float(np.nanmean(yaws[rows])) if len(rows) and name != UNKNOWN else None,
+            "accuracy": m.accuracy if m.n else None,
+            "mean_class_accuracy": m.mean_class_accuracy if m.n else None,
+            "n": m.n,
+            "mean_yaw": float(np.nanmean(yaws[rows])) if m.n and name != UNKNOWN else None,
             "confusion": m.confusion.tolist(),
         }
     return out
