@@ -1,7 +1,7 @@
 """Qt-free state of the evaluation view and the subset browser.
 
 Holds what the user chose (dataset, root, split, subset-list folder, the RAN and baseline models, whether to also
-compute accuracy by head pose and the region deletion curves), what came back (one
+compute accuracy by head pose or by annotator agreement and the region deletion curves), what came back (one
 :class:`ran_core.engine.evaluate.EvalResult` per model role, and the optional :class:`EvalAnalyses`), and what is
 selected (the confusion matrix shown, its clicked cell, the subset-browser filter). Widgets take an
 :class:`EvalState` in ``__init__`` and subscribe to its ``events``; tests drive it with plain pytest. Results are
@@ -72,6 +72,16 @@ POSE_BIN_LABELS: dict[str, str] = {
 }
 
 
+# The agreement bins of ``ran_core.engine.agreement`` (its keys) as the plots label them.
+AGREEMENT_BIN_LABELS: dict[str, str] = {
+    "50-60%": "> 50–60 %",
+    "60-70%": "60–70 %",
+    "70-80%": "70–80 %",
+    "80-90%": "80–90 %",
+    "90-100%": "90–100 %",
+}
+
+
 # The orders of ``ran_core.engine.deletion`` (its keys): RAN's are ranked by attention, the baseline's by sensitivity.
 DELETION_ORDERS: tuple[str, ...] = ("by_weight", "reverse", "random")
 
@@ -114,6 +124,7 @@ class EvalRequest:
         batch_size: images per forward pass.
         max_samples: evaluate only the first N samples (``None`` = all), for quick looks.
         pose_bins: also compute accuracy by estimated |yaw| (``eval --pose-bins``; finds landmarks once, cached).
+        agreement: also compute accuracy by how many annotators chose each label (``eval --by-agreement``; FERPlus).
         deletion: also compute the region deletion curves of every model (``eval --deletion``; about
             ``5 × (K − 1)`` evaluations' worth of forward passes).
         deletion_orders: random orders averaged for the deletion curve's ``random`` line.
@@ -131,6 +142,7 @@ class EvalRequest:
     batch_size: int = 64
     max_samples: int | None = None
     pose_bins: bool = False
+    agreement: bool = False
     deletion: bool = False
     deletion_orders: int = 3
     deletion_tta: str | None = "none"
@@ -144,6 +156,8 @@ class EvalAnalyses:
     Attributes:
         pose_bins: role -> ``ran_core.engine.pose_bins.pose_bin_metrics`` (bin -> ``accuracy``, ``n``, ``mean_yaw``
             ...), in bin order; empty when not computed.
+        agreement_bins: role -> ``ran_core.engine.agreement.agreement_bin_metrics`` (bin -> ``accuracy``, ``n``,
+            ``errors`` ...), in bin order; empty when not computed.
         deletion: role -> ``ran_core.engine.deletion.DeletionResult`` (duck-typed: ``accuracy``, ``auc``,
             ``ranked_by``, ``region_names``, ``n``); empty when not computed.
         landmarks: where the pose bins' landmarks came from (the landmark report's summary line).
@@ -152,9 +166,10 @@ class EvalAnalyses:
     pose_bins: dict[str, dict[str, dict]] = field(default_factory=dict)
     deletion: dict[str, Any] = field(default_factory=dict)
     landmarks: str = ""
+    agreement_bins: dict[str, dict[str, dict]] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
-        return bool(self.pose_bins or self.deletion)
+        return bool(self.pose_bins or self.deletion or self.agreement_bins)
 
 
 @dataclass(frozen=True)
@@ -255,6 +270,7 @@ class EvalState:
         self.batch_size = 64
         self.max_samples: int | None = None
         self._pose_bins = False
+        self._agreement = False
         self._deletion = False
         self._status = "idle"
         self._message = ""
@@ -323,22 +339,31 @@ class EvalState:
         return self._pose_bins
 
     @property
+    def compute_agreement(self) -> bool:
+        """Also compute accuracy by annotator agreement in the next run."""
+        return self._agreement
+
+    @property
     def compute_deletion(self) -> bool:
         """Also compute the region deletion curves in the next run."""
         return self._deletion
 
-    def set_options(self, pose_bins: bool | None = None, deletion: bool | None = None) -> None:
+    def set_options(
+        self, pose_bins: bool | None = None, deletion: bool | None = None, agreement: bool | None = None
+    ) -> None:
         """Choose what the next run computes beyond the confusion matrices; emits ``options`` if anything changed.
 
-        Both are off by default: the pose bins need landmarks found once per split (a face detector on every image
-        the first time), and the deletion curves cost many forward passes per image.
+        All are off by default: the pose bins need landmarks found once per split (a face detector on every image
+        the first time), the deletion curves cost many forward passes per image, and the agreement bins only exist
+        for datasets with annotator votes (FERPlus).
         """
         new = (
             self._pose_bins if pose_bins is None else bool(pose_bins),
             self._deletion if deletion is None else bool(deletion),
+            self._agreement if agreement is None else bool(agreement),
         )
-        if new != (self._pose_bins, self._deletion):
-            self._pose_bins, self._deletion = new
+        if new != (self._pose_bins, self._deletion, self._agreement):
+            self._pose_bins, self._deletion, self._agreement = new
             self.events.options.emit()
 
     def validate(self) -> list[str]:
@@ -383,6 +408,7 @@ class EvalState:
             batch_size=self.batch_size,
             max_samples=self.max_samples,
             pose_bins=self._pose_bins,
+            agreement=self._agreement,
             deletion=self._deletion,
         )
 
@@ -461,9 +487,9 @@ class EvalState:
         if any(n != names[0] for n in names[1:]):
             raise ValueError(f"the models predict different classes: {names}; compare models of one dataset")
         analyses = analyses if analyses is not None else EvalAnalyses()
-        stray = (set(analyses.pose_bins) | set(analyses.deletion)) - set(results)
+        stray = (set(analyses.pose_bins) | set(analyses.agreement_bins) | set(analyses.deletion)) - set(results)
         if stray:
-            raise ValueError(f"pose bins or deletion curves of {sorted(stray)}, which were not evaluated")
+            raise ValueError(f"binned accuracies or deletion curves of {sorted(stray)}, which were not evaluated")
         self._results = results
         self._analyses = analyses
         self._aligned = _align(results) if results else None
@@ -525,26 +551,20 @@ class EvalState:
         """One row per |yaw| bin, in ``ran_core``'s order: ``bin``, ``label``, ``n`` (images in the bin),
         ``mean_yaw`` (degrees, ``None`` for ``unknown``), and ``acc`` (role -> percent, ``None`` for an empty bin).
         Empty when no pose bins were computed."""
-        per_role = {r: self._analyses.pose_bins[r] for r in ROLES if r in self._analyses.pose_bins}
-        if not per_role:
-            return []
-        first = next(iter(per_role.values()))
-        rows = []
-        for name, row in first.items():
-            acc = {
-                r: (None if b.get(name, {}).get("accuracy") is None else float(b[name]["accuracy"]))
-                for r, b in per_role.items()
-            }
-            mean = row.get("mean_yaw")
-            rows.append(
-                {
-                    "bin": name,
-                    "label": POSE_BIN_LABELS.get(name, name),
-                    "n": int(row.get("n", 0)),
-                    "mean_yaw": None if mean is None else float(mean),
-                    "acc": acc,
-                }
-            )
+        rows = _bin_rows(self._analyses.pose_bins, POSE_BIN_LABELS)
+        for row, src in zip(rows, _first(self._analyses.pose_bins).values()):
+            mean = src.get("mean_yaw")
+            row["mean_yaw"] = None if mean is None else float(mean)
+        return rows
+
+    def agreement_bin_rows(self) -> list[dict[str, Any]]:
+        """One row per annotator-agreement bin, in ``ran_core``'s order: ``bin``, ``label``, ``n`` (images in the
+        bin), ``errors`` (role -> wrong answers) and ``acc`` (role -> percent, ``None`` for an empty bin). Empty when
+        no agreement bins were computed."""
+        rows = _bin_rows(self._analyses.agreement_bins, AGREEMENT_BIN_LABELS)
+        per_role = {r: self._analyses.agreement_bins[r] for r in ROLES if r in self._analyses.agreement_bins}
+        for row in rows:
+            row["errors"] = {r: int(b.get(row["bin"], {}).get("errors", 0)) for r, b in per_role.items()}
         return rows
 
     def deletion_lines(self) -> list[dict[str, Any]]:
@@ -815,3 +835,22 @@ def _align(results: dict[str, Any]) -> _Aligned:
         conf=conf,
         sets=sets,
     )
+
+
+def _first(per_role: dict[str, dict[str, dict]]) -> dict[str, dict]:
+    """The bins of the first role (in :data:`ROLES` order) that has them, else ``{}``."""
+    return next((per_role[r] for r in ROLES if r in per_role), {})
+
+
+def _bin_rows(per_role_bins: dict[str, dict[str, dict]], labels: dict[str, str]) -> list[dict[str, Any]]:
+    """``bin``, ``label``, ``n`` and ``acc`` (role -> percent or ``None``) of every bin of per-role binned metrics,
+    in the first role's bin order."""
+    per_role = {r: per_role_bins[r] for r in ROLES if r in per_role_bins}
+    rows = []
+    for name, row in _first(per_role).items():
+        acc = {
+            r: (None if b.get(name, {}).get("accuracy") is None else float(b[name]["accuracy"]))
+            for r, b in per_role.items()
+        }
+        rows.append({"bin": name, "label": labels.get(name, name), "n": int(row.get("n", 0)), "acc": acc})
+    return rows

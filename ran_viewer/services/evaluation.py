@@ -53,6 +53,13 @@ class CoreBackend:
 
         return pose_bin_metrics(result, split_poses(split))
 
+    def agreement_bins(self, result: Any, split: Any) -> dict[str, dict]:
+        """Accuracy of ``result`` by how many annotators chose each label (bin -> ``accuracy``, ``n``, ``errors``
+        ...). Raises ``ValueError`` when ``split`` has no annotator votes (only FERPlus has them)."""
+        from ran_core.engine.agreement import agreement_bin_metrics, split_agreements
+
+        return agreement_bin_metrics(result, split_agreements(split))
+
     def regions_of(self, model: Any) -> Any:
         """The regions a RAN model reads (the boxes the baseline's deletion curve covers too), ``None`` otherwise."""
         cfg = model.config

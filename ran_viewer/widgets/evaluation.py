@@ -1,6 +1,6 @@
 """The evaluation view: run RAN and the baseline on a dataset split, compare confusion matrices and accuracies per set
 (overall, occlusion, pose > 30°, pose > 45°), browse the images behind any confusion cell, and on request see the
-accuracy by estimated head pose and the region deletion curves."""
+accuracy by estimated head pose or by annotator agreement and the region deletion curves."""
 
 from __future__ import annotations
 
@@ -40,11 +40,11 @@ from ran_viewer.model.eval_state import (
     subset_label,
 )
 from ran_viewer.services.evaluation import CoreBackend
+from ran_viewer.widgets.binned_accuracy import QtAgreementBinWidget, QtPoseBinWidget
 from ran_viewer.widgets.common import subscribe
 from ran_viewer.widgets.confusion_matrix import SOURCE_LABELS, QtConfusionMatrixView
 from ran_viewer.widgets.deletion_curves import QtDeletionCurveWidget
 from ran_viewer.widgets.gallery import QtGalleryWidget, is_dark, outcome_color
-from ran_viewer.widgets.pose_bins import QtPoseBinWidget
 from ran_viewer.workers.evaluation import EvalWorker
 
 
@@ -170,6 +170,12 @@ class QtEvaluationWidget(QWidget):
             "The head pose comes from facial landmarks, found with a face detector on every image the first time\n"
             "(slow: about as long as evaluating) and cached for the next runs (ran-core eval --pose-bins)."
         )
+        self.agreement_check = QCheckBox("By annotator agreement")
+        self.agreement_check.setToolTip(
+            "Also compute the accuracy by how many annotators chose each face's label (FERPlus: 10 people a face;\n"
+            "50–60 %, …, 90–100 % of their votes), to tell errors on faces people read alike from errors on\n"
+            "faces people dispute. Costs nothing extra; FERPlus only (ran-core eval --by-agreement)."
+        )
         self.deletion_check = QCheckBox("Region deletion curves")
         self.deletion_check.setToolTip(
             "Also measure whether the attention is faithful: cover the regions one by one in decreasing order of\n"
@@ -179,6 +185,8 @@ class QtEvaluationWidget(QWidget):
         grid.addWidget(QLabel("Also"), 3, 0)
         oh = QHBoxLayout()
         oh.addWidget(self.pose_check)
+        oh.addSpacing(12)
+        oh.addWidget(self.agreement_check)
         oh.addSpacing(12)
         oh.addWidget(self.deletion_check)
         oh.addStretch(1)
@@ -218,6 +226,7 @@ class QtEvaluationWidget(QWidget):
             self.model_buttons[role].clicked.connect(lambda *_, r=role: self._on_browse_model(r))
         self.limit_spin.valueChanged.connect(self._on_limit_changed)
         self.pose_check.toggled.connect(lambda on: self.state.set_options(pose_bins=on))
+        self.agreement_check.toggled.connect(lambda on: self.state.set_options(agreement=on))
         self.deletion_check.toggled.connect(lambda on: self.state.set_options(deletion=on))
         self.root_button.clicked.connect(self._on_browse_root)
         self.lists_button.clicked.connect(self._on_browse_lists)
@@ -327,14 +336,17 @@ class QtEvaluationWidget(QWidget):
 
         # Pose bins and deletion curves: a column of the full results height, shown when the run computed them.
         self.pose_widget = QtPoseBinWidget(self.state)
+        self.agreement_widget = QtAgreementBinWidget(self.state)
         self.deletion_widget = QtDeletionCurveWidget(self.state)
         self.analysis_panel = QSplitter(Qt.Orientation.Vertical)
         self.analysis_panel.addWidget(self.pose_widget)
+        self.analysis_panel.addWidget(self.agreement_widget)
         self.analysis_panel.addWidget(self.deletion_widget)
         self.analysis_panel.setChildrenCollapsible(False)
         self.analysis_panel.setStretchFactor(0, 2)
-        self.analysis_panel.setStretchFactor(1, 3)  # the deletion plot carries its legend beneath
-        self.analysis_panel.setSizes([300, 420])
+        self.analysis_panel.setStretchFactor(1, 2)
+        self.analysis_panel.setStretchFactor(2, 3)  # the deletion plot carries its legend beneath
+        self.analysis_panel.setSizes([300, 300, 420])
         self.body_splitter = QSplitter(Qt.Orientation.Horizontal)
         self.body_splitter.addWidget(self.results_splitter)
         self.body_splitter.addWidget(self.analysis_panel)
@@ -358,7 +370,11 @@ class QtEvaluationWidget(QWidget):
         self.limit_spin.blockSignals(True)
         self.limit_spin.setValue(s.max_samples or 0)
         self.limit_spin.blockSignals(False)
-        for check, on in ((self.pose_check, s.compute_pose_bins), (self.deletion_check, s.compute_deletion)):
+        for check, on in (
+            (self.pose_check, s.compute_pose_bins),
+            (self.agreement_check, s.compute_agreement),
+            (self.deletion_check, s.compute_deletion),
+        ):
             if check.isChecked() != on:
                 check.blockSignals(True)
                 check.setChecked(on)
@@ -510,6 +526,7 @@ class QtEvaluationWidget(QWidget):
             self.lists_edit,
             self.limit_spin,
             self.pose_check,
+            self.agreement_check,
             self.deletion_check,
         ):
             w.setEnabled(not running)
@@ -568,6 +585,7 @@ class QtEvaluationWidget(QWidget):
         self._fill_table()
         self._on_view_changed()
         self.pose_widget.setVisible(bool(s.analyses.pose_bins))
+        self.agreement_widget.setVisible(bool(s.analyses.agreement_bins))
         self.deletion_widget.setVisible(bool(s.analyses.deletion))
         self.analysis_panel.setVisible(bool(s.analyses))
 

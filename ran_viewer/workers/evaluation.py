@@ -1,5 +1,5 @@
 """Background evaluation: open a dataset split, load its subset lists and evaluate the RAN and baseline models, and
-on request their accuracy by head pose and their region deletion curves.
+on request their accuracy by head pose or by annotator agreement and their region deletion curves.
 
 :class:`EvalWorker` is a Spyder-style ``QThread``: it reports through ``sig_*`` signals, stops when asked (a
 mutex-guarded flag polled between batches), and turns every exception into a readable ``sig_error`` message, so the
@@ -140,10 +140,19 @@ class EvalWorker(QThread):
         if req.pose_bins:
             self.sig_progress.emit(0, 0, "Accuracy by head pose")
             pose_bins = {role: self.backend.pose_bins(res, split) for role, res in results.items()}
+        agreement_bins = {}
+        if req.agreement:
+            self.sig_progress.emit(0, 0, "Accuracy by annotator agreement")
+            try:
+                agreement_bins = {role: self.backend.agreement_bins(res, split) for role, res in results.items()}
+            except ValueError as exc:  # a dataset without votes: the rest of the run stands
+                self.sig_warning.emit(f"No accuracy by annotator agreement: {_text(exc)}")
         skipped = getattr(getattr(split, "skipped", None), "total", 0)
         if skipped:
             self.sig_warning.emit(f"Left out of the {req.split} split: {split.skipped.summary()}")
-        return results, EvalAnalyses(pose_bins=pose_bins, deletion=deletion, landmarks=landmarks)
+        return results, EvalAnalyses(
+            pose_bins=pose_bins, deletion=deletion, landmarks=landmarks, agreement_bins=agreement_bins
+        )
 
     def _find_landmarks(self, split: Any) -> str:
         """Landmarks for the pose bins (found once per split, cached); returns the report's summary."""

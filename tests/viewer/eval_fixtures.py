@@ -129,6 +129,25 @@ POSE_BINS = {
 }
 
 
+# Agreement bins of the 8 samples above as ``agreement_bin_metrics`` gives them: RAN 6/8 overall, the baseline 4/8.
+AGREEMENT_BINS = {
+    "ran": {
+        "50-60%": {"accuracy": 50.0, "n": 2, "errors": 1},
+        "60-70%": {"accuracy": 0.0, "n": 1, "errors": 1},
+        "70-80%": {"accuracy": None, "n": 0, "errors": 0},
+        "80-90%": {"accuracy": 100.0, "n": 1, "errors": 0},
+        "90-100%": {"accuracy": 100.0, "n": 4, "errors": 0},
+    },
+    "baseline": {
+        "50-60%": {"accuracy": 0.0, "n": 2, "errors": 2},
+        "60-70%": {"accuracy": 0.0, "n": 1, "errors": 1},
+        "70-80%": {"accuracy": None, "n": 0, "errors": 0},
+        "80-90%": {"accuracy": 100.0, "n": 1, "errors": 0},
+        "90-100%": {"accuracy": 75.0, "n": 4, "errors": 1},
+    },
+}
+
+
 def make_deletion(ranked_by: str, start: float = 75.0) -> DeletionResult:
     """Deletion curves over 6 regions that fall fastest when the most-weighted region goes first."""
     return DeletionResult(
@@ -146,9 +165,10 @@ def make_deletion(ranked_by: str, start: float = 75.0) -> DeletionResult:
 
 
 def make_analyses() -> EvalAnalyses:
-    """Pose bins and deletion curves of both models, as a run with both options returns them."""
+    """Pose bins, agreement bins and deletion curves of both models, as a run with all options returns them."""
     return EvalAnalyses(
         pose_bins=POSE_BINS,
+        agreement_bins=AGREEMENT_BINS,
         deletion={"ran": make_deletion("attention"), "baseline": make_deletion("sensitivity", 50.0)},
         landmarks="landmarks for 6 of 8 faces",
     )

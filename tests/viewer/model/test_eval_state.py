@@ -205,7 +205,25 @@ def test_pose_bins_and_deletion_are_off_by_default_and_travel_in_the_request(tmp
     s.set_options(deletion=True)
     assert len(calls) == 2 and s.compute_pose_bins and s.compute_deletion
     req = s.make_request()
-    assert req.pose_bins and req.deletion and req.deletion_orders == 3
+    assert req.pose_bins and req.deletion and req.deletion_orders == 3 and not req.agreement
+    s.set_options(agreement=True)
+    assert len(calls) == 3 and s.compute_agreement and s.make_request().agreement
+
+
+def test_agreement_bin_rows() -> None:
+    s = EvalState()
+    assert s.agreement_bin_rows() == []
+    s.set_results(make_pair(), make_analyses())
+    rows = s.agreement_bin_rows()
+    assert [r["bin"] for r in rows] == ["50-60%", "60-70%", "70-80%", "80-90%", "90-100%"]
+    assert [r["label"] for r in rows] == ["> 50–60 %", "60–70 %", "70–80 %", "80–90 %", "90–100 %"]
+    assert [r["n"] for r in rows] == [2, 1, 0, 1, 4]
+    assert rows[0]["acc"] == {"ran": 50.0, "baseline": 0.0} and rows[2]["acc"] == {"ran": None, "baseline": None}
+    assert [r["errors"]["baseline"] for r in rows] == [2, 1, 0, 0, 1]
+    s.set_results(make_pair(), EvalAnalyses(agreement_bins={"ran": make_analyses().agreement_bins["ran"]}))
+    assert s.analyses and list(s.agreement_bin_rows()[0]["acc"]) == ["ran"] and s.pose_bin_rows() == []
+    with pytest.raises(ValueError, match="baseline"):
+        s.set_results({"ran": make_pair()["ran"]}, EvalAnalyses(agreement_bins=make_analyses().agreement_bins))
 
 
 def test_results_with_pose_bins_and_deletion_curves() -> None:

@@ -231,7 +231,7 @@ def test_widgets_unsubscribe_when_deleted(qtbot) -> None:
     s = EvalState()
     w = QtEvaluationWidget(s)
     b = QtSubsetBrowserWidget(s)
-    assert len(s.events.results) == 4  # the evaluation view, its pose-bin and deletion plots, the browser
+    assert len(s.events.results) == 5  # the evaluation view, its pose, agreement and deletion plots, the browser
     w.deleteLater()
     b.deleteLater()
     qtbot.waitUntil(lambda: len(s.events.results) == 0, timeout=2000)
@@ -266,6 +266,15 @@ def test_pose_bins_and_deletion_curves_are_plotted(qtbot, state) -> None:
     assert _color_at(pose, pi, 0 + 0.19, 30).name() == BASELINE_COLOR
     assert _color_at(pose, pi, 2 + 0.19, 30).name() != BASELINE_COLOR  # the baseline got 0 % at 30–45°
 
+    agree = w.agreement_widget
+    assert agree.isVisible()
+    np.testing.assert_allclose(agree.values["ran"], [50.0, 0.0, np.nan, 100.0, 100.0])
+    np.testing.assert_allclose(agree.values["baseline"], [0.0, 0.0, np.nan, 100.0, 75.0])
+    ticks = [t[1] for t in agree.plot.getPlotItem().getAxis("bottom")._tickLevels[0]]
+    assert ticks == ["> 50–60 %\nn=2", "60–70 %\nn=1", "70–80 %\nn=0", "80–90 %\nn=1", "90–100 %\nn=4"]
+    assert "RAN: 100 % of its 2 errors" in agree.toolTip() and "Baseline: 75 % of its 4 errors" in agree.toolTip()
+    assert pose.toolTip() == "landmarks for 6 of 8 faces"
+
     curves = w.deletion_widget.curves
     assert len(curves) == 6
     for line in state.deletion_lines():
@@ -294,5 +303,8 @@ def test_pose_and_deletion_checkboxes_drive_the_state(qtbot) -> None:
     assert s.compute_pose_bins and not s.compute_deletion
     s.set_options(deletion=True)  # state -> widget
     assert w.deletion_check.isChecked()
+    assert not w.agreement_check.isChecked()
+    qtbot.mouseClick(w.agreement_check, Qt.MouseButton.LeftButton)
+    assert s.compute_agreement
     s.set_status("running", "Starting…")
-    assert not w.pose_check.isEnabled() and not w.deletion_check.isEnabled()
+    assert not w.pose_check.isEnabled() and not w.deletion_check.isEnabled() and not w.agreement_check.isEnabled()

@@ -285,6 +285,43 @@ def test_worker_computes_pose_bins_and_deletion_curves(qtbot, ferplus, models, t
     assert [r["n"] for r in s.pose_bin_rows()] == [2, 2, 1, 0, 1] and len(s.deletion_lines()) == 6
 
 
+def test_worker_computes_agreement_bins(qtbot, ferplus, models) -> None:
+    """The real ran_core path: every fixture face has 8 of 10 votes for its label."""
+    root, _ = ferplus
+    req = EvalRequest("ferplus", str(root), "valid", None, models, batch_size=4, agreement=True)
+    _, (args, seen) = run_worker(qtbot, req)
+    results, analyses = args[0], seen["analyses"][0]
+    assert not seen["error"] and not seen["warning"] and not analyses.pose_bins and not analyses.deletion
+    for role in ("ran", "baseline"):
+        bins = analyses.agreement_bins[role]
+        assert {k: v["n"] for k, v in bins.items()} == {
+            "50-60%": 0,
+            "60-70%": 0,
+            "70-80%": 0,
+            "80-90%": 6,
+            "90-100%": 0,
+        }
+        assert bins["80-90%"]["accuracy"] == pytest.approx(results[role].overall.accuracy)
+    assert any(stage == "Accuracy by annotator agreement" for _, _, stage in seen["progress"])
+
+
+class NoVotesBackend(CoreBackend):
+    def agreement_bins(self, result, split):
+        raise ValueError("accuracy by annotator agreement needs the annotators' votes, which folder does not give")
+
+
+def test_worker_on_a_split_without_votes_warns_and_keeps_the_results(qtbot, ferplus, models) -> None:
+    root, _ = ferplus
+    req = EvalRequest("ferplus", str(root), "valid", None, models, batch_size=4, agreement=True)
+    _, (args, seen) = run_worker(qtbot, req, backend=NoVotesBackend())
+    assert set(args[0]) == {"ran", "baseline"} and args[0]["ran"].overall.n == 6 and not seen["error"]
+    assert seen["warning"] == [
+        "No accuracy by annotator agreement: accuracy by annotator agreement needs the annotators' votes, which "
+        "folder does not give"
+    ]
+    assert not seen.get("analyses") or not seen["analyses"][0]
+
+
 def test_worker_without_a_landmark_detector_says_so(qtbot, ferplus, models) -> None:
     root, _ = ferplus
     req = EvalRequest("ferplus", str(root), "valid", None, models, pose_bins=True, landmark_detector="haar")

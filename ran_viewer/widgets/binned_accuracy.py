@@ -1,4 +1,5 @@
-"""Accuracy by head pose: RAN's and the baseline's accuracy in each estimated |yaw| bin, as grouped bars."""
+"""Binned accuracy as grouped bars, RAN beside the baseline: by estimated head pose (|yaw| bins) and by annotator
+agreement (the share of FERPlus annotators who chose the label)."""
 
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ from ran_viewer.widgets.plots import TextPool, plot_widget
 ROLE_COLORS = {"ran": RAN_COLOR, "baseline": BASELINE_COLOR}
 
 
-class QtPoseBinWidget(QWidget):
-    """Grouped bars of the accuracy per |yaw| bin (``< 15°`` … ``≥ 45°``, ``unknown``), RAN beside the baseline, the
-    number of images of each bin under its group and each accuracy above its bar.
+class QtBinnedAccuracyWidget(QWidget):
+    """Grouped bars of the accuracy per bin, RAN beside the baseline, the number of images of each bin under its
+    group and each accuracy above its bar. Subclasses name the bins' rows (an :class:`EvalState` method) and axis.
 
     Attributes:
         values: role -> the accuracies drawn, one per bin (NaN for an empty bin), for tests.
@@ -24,14 +25,16 @@ class QtPoseBinWidget(QWidget):
     """
 
     BAR_WIDTH = 0.38
+    TITLE = ""
+    AXIS = ""
 
     def __init__(self, state: EvalState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.state = state
-        self.plot = plot_widget("Accuracy by head pose", invert_y=False)
+        self.plot = plot_widget(self.TITLE, invert_y=False)
         pi = self.plot.getPlotItem()
         pi.setLabel("left", "accuracy (%)", color="#cccccc")
-        pi.setLabel("bottom", "estimated |yaw| (n: images in the bin)", color="#cccccc")
+        pi.setLabel("bottom", self.AXIS, color="#cccccc")
         pi.showGrid(y=True, alpha=0.15)
         self.bars = {
             role: pg.BarGraphItem(x=[], height=[], width=self.BAR_WIDTH, brush=ROLE_COLORS[role], pen=None)
@@ -53,7 +56,7 @@ class QtPoseBinWidget(QWidget):
 
     def _on_results(self, *_: object) -> None:
         pi = self.plot.getPlotItem()
-        rows = self.state.pose_bin_rows()
+        rows = self.rows()
         roles = [r for r in ROLES if rows and r in rows[0]["acc"]]
         self._texts.reset()
         self.values = {}
@@ -80,6 +83,49 @@ class QtPoseBinWidget(QWidget):
         pi.setYRange(0, 112, padding=0)
         pi.getAxis("left").setTicks([[(v, str(v)) for v in range(0, 101, 20)]])
         keys = [f"<span style='color:{ROLE_COLORS[r]}'>■</span> {ROLE_LABELS[r]}" for r in roles]
-        title = "Accuracy by head pose" + (" &nbsp; " + " &nbsp;".join(keys) if keys else "")
+        title = self.TITLE + (" &nbsp; " + " &nbsp;".join(keys) if keys else "")
         pi.setTitle(title, color="#dddddd", size="10pt")
-        self.setToolTip(self.state.analyses.landmarks)
+        self.setToolTip(self.tooltip())
+
+    def rows(self) -> list[dict]:
+        """The bins to draw: ``label``, ``n`` and ``acc`` (role -> percent or ``None``) each."""
+        raise NotImplementedError
+
+    def tooltip(self) -> str:
+        return ""
+
+
+class QtPoseBinWidget(QtBinnedAccuracyWidget):
+    """Accuracy per estimated |yaw| bin (``< 15°`` … ``≥ 45°``, ``unknown``)."""
+
+    TITLE = "Accuracy by head pose"
+    AXIS = "estimated |yaw| (n: images in the bin)"
+
+    def rows(self) -> list[dict]:
+        return self.state.pose_bin_rows()
+
+    def tooltip(self) -> str:
+        return self.state.analyses.landmarks
+
+
+class QtAgreementBinWidget(QtBinnedAccuracyWidget):
+    """Accuracy by the share of annotators who chose each face's label (FERPlus: 10 people a face)."""
+
+    TITLE = "Accuracy by annotator agreement"
+    AXIS = "annotators who chose the label (n: images in the bin)"
+
+    def rows(self) -> list[dict]:
+        return self.state.agreement_bin_rows()
+
+    def tooltip(self) -> str:
+        rows = self.rows()
+        errors = {r: sum(row["errors"].get(r, 0) for row in rows) for r in ROLES if rows and r in rows[0]["errors"]}
+        lines = ["Where fewer annotators agreed, people too read the face differently."]
+        for role, total in errors.items():
+            if total:
+                low = sum(row["errors"].get(role, 0) for row in rows[:3])
+                lines.append(
+                    f"{ROLE_LABELS[role]}: {100 * low / total:.0f} % of its {total:,} errors are on faces where fewer "
+                    "than 80 % of the annotators agreed."
+                )
+        return "\n".join(lines)
