@@ -272,13 +272,18 @@ def _deletion(args: argparse.Namespace, models: list, split, labels: list[str]) 
     return report
 
 
+def _bin_accuracies(bins: list[dict], name: str) -> str:
+    """Each model's accuracy in bin ``name``, one 24-character column a model (``-`` for an empty bin)."""
+    return "".join(
+        f"{'-' if b[name]['accuracy'] is None else format(b[name]['accuracy'], '.2f') + '%':>24}" for b in bins
+    )
+
+
 def _pose_table(bins: list[dict], labels: list[str]) -> str:
     lines = [f"{'|yaw|':<10}{'n':>7}{'mean yaw':>10}" + "".join(f"{lab:>24}" for lab in labels)]
     for name, row in bins[0].items():
         mean = "" if row["mean_yaw"] is None else f"{row['mean_yaw']:.1f}"
-        accs = "".join(
-            f"{'-' if b[name]['accuracy'] is None else format(b[name]['accuracy'], '.2f') + '%':>24}" for b in bins
-        )
+        accs = _bin_accuracies(bins, name)
         lines.append(f"{name:<10}{row['n']:>7}{mean:>10}{accs}")
     return "\naccuracy by estimated head pose\n" + "\n".join(lines)
 
@@ -289,9 +294,7 @@ def _agreement_table(bins: list[dict], labels: list[str]) -> str:
     head = f"{'agreement':<11}{'n':>7}{'share':>8}" + "".join(f"{lab:>24}" for lab in labels)
     lines = [head + f"{'share of errors':>17}"]
     for name, row in bins[0].items():
-        accs = "".join(
-            f"{'-' if b[name]['accuracy'] is None else format(b[name]['accuracy'], '.2f') + '%':>24}" for b in bins
-        )
+        accs = _bin_accuracies(bins, name)
         share, err = 100 * row["n"] / total, 100 * row["errors"] / errors
         lines.append(f"{name:<11}{row['n']:>7}{share:>7.1f}%{accs}{err:>16.1f}%")
     return f"\naccuracy by annotator agreement (share of votes for the label; errors of {labels[0]})\n" + "\n".join(

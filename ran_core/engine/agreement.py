@@ -22,10 +22,8 @@ _EPS = 1e-6  # 7 of 10 votes is 0.7 even where the division gives 0.69999...
 
 
 def agreement_bin(share: float) -> str:
-    for name, lo, hi in AGREEMENT_BINS:
-        if lo <= share + _EPS < hi:
-            return name
-    return AGREEMENT_BINS[-1][0]
+    """The name of the bin that holds ``share`` (the first bin takes anything below its upper edge)."""
+    return next(name for name, lo, hi in AGREEMENT_BINS if share + _EPS < hi)
 
 
 def split_agreements(split: DatasetSplit) -> dict[str, float]:

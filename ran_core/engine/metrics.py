@@ -67,9 +67,6 @@ def metrics_by_group(
 ) -> dict[str, SetMetrics]:
     """:class:`SetMetrics` of each group in ``names`` (in that order), where ``groups[i]`` names sample ``i``'s group;
     a group without samples gets ``n == 0`` and NaN accuracies."""
-    t, p = np.asarray(targets), np.asarray(preds)
-    out = {}
-    for name in names:
-        rows = np.array([i for i, g in enumerate(groups) if g == name], dtype=np.int64)
-        out[name] = SetMetrics.from_confusion(confusion_matrix(t[rows], p[rows], num_classes))
-    return out
+    t, p, g = np.asarray(targets), np.asarray(preds), np.asarray(groups, dtype=object)
+    masks = {name: g == name for name in names}
+    return {name: SetMetrics.from_confusion(confusion_matrix(t[m], p[m], num_classes)) for name, m in masks.items()}

@@ -44,18 +44,17 @@ def split_poses(split: DatasetSplit) -> dict[str, HeadPose | None]:
 def pose_bin_metrics(result, poses: dict[str, HeadPose | None]) -> dict[str, dict]:
     """Per-bin ``accuracy``, ``mean_class_accuracy``, ``n``, ``mean_yaw`` and ``confusion`` of an
     :class:`~ran_core.engine.evaluate.EvalResult`."""
-    bins = [yaw_bin(poses.get(p)) for p in result.paths]
+    bins = np.array([yaw_bin(poses.get(p)) for p in result.paths], dtype=object)
     yaws = np.array([np.nan if poses.get(p) is None else abs(poses[p].yaw) for p in result.paths])
     names = [b[0] for b in POSE_BINS] + [UNKNOWN]
     groups = metrics_by_group(result.targets, result.preds, bins, names, len(result.class_names))
     out: dict[str, dict] = {}
     for name, m in groups.items():
-        rows = np.array([i for i, b in enumerate(bins) if b == name], dtype=np.int64)
         out[name] = {
             "accuracy": m.accuracy if m.n else None,
             "mean_class_accuracy": m.mean_class_accuracy if m.n else None,
             "n": m.n,
-            "mean_yaw": float(np.nanmean(yaws[rows])) if m.n and name != UNKNOWN else None,
+            "mean_yaw": float(np.nanmean(yaws[bins == name])) if m.n and name != UNKNOWN else None,
             "confusion": m.confusion.tolist(),
         }
     return out

@@ -80,6 +80,8 @@ AGREEMENT_BIN_LABELS: dict[str, str] = {
     "80-90%": "80–90 %",
     "90-100%": "90–100 %",
 }
+# The bins of faces that more than a fifth of the annotators read differently.
+DISPUTED_BINS: frozenset[str] = frozenset({"50-60%", "60-70%", "70-80%"})
 
 
 # The orders of ``ran_core.engine.deletion`` (its keys): RAN's are ranked by attention, the baseline's by sensitivity.

@@ -8,7 +8,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QSize
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
-from ran_viewer.model.eval_state import ROLE_LABELS, ROLES, EvalState
+from ran_viewer.model.eval_state import DISPUTED_BINS, ROLE_LABELS, ROLES, EvalState
 from ran_viewer.widgets.common import BASELINE_COLOR, RAN_COLOR, subscribe
 from ran_viewer.widgets.plots import TextPool, plot_widget
 
@@ -123,7 +123,7 @@ class QtAgreementBinWidget(QtBinnedAccuracyWidget):
         lines = ["Where fewer annotators agreed, people too read the face differently."]
         for role, total in errors.items():
             if total:
-                low = sum(row["errors"].get(role, 0) for row in rows[:3])
+                low = sum(row["errors"].get(role, 0) for row in rows if row["bin"] in DISPUTED_BINS)
                 lines.append(
                     f"{ROLE_LABELS[role]}: {100 * low / total:.0f} % of its {total:,} errors are on faces where fewer "
                     "than 80 % of the annotators agreed."
