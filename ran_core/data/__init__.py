@@ -43,6 +43,20 @@ _READERS: dict[str, Callable[..., DatasetSplit]] = {
     "sfew": read_sfew,
     "folder": read_folder,
 }
+# Datasets whose label files give every annotator's vote: soft targets (``label_mode="probability"``) and accuracy by
+# annotator agreement (``ran-core eval --by-agreement``) need them.
+VOTED_DATASETS: tuple[str, ...] = ("ferplus",)
+
+
+def dataset_key(name: str) -> str:
+    """The canonical name of a dataset (``FER+`` -> ``ferplus``, ``raf-db`` -> ``rafdb``); others pass through."""
+    key = name.strip().lower()
+    return _ALIASES.get(key, key)
+
+
+def has_votes(name: str) -> bool:
+    """Whether the dataset's labels come with the annotators' votes (see :data:`VOTED_DATASETS`)."""
+    return dataset_key(name) in VOTED_DATASETS
 
 
 def open_dataset(
@@ -69,8 +83,7 @@ def open_dataset(
         FileNotFoundError: ``root`` or the split's label file is missing.
         ValueError: unknown dataset, split or label mode, or a class count the dataset does not have.
     """
-    key = name.strip().lower()
-    key = _ALIASES.get(key, key)
+    key = dataset_key(name)
     if key not in _READERS:
         raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASET_NAMES)}")
     split_key = split.strip().lower()
@@ -79,8 +92,10 @@ def open_dataset(
         raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
     if label_mode not in LABEL_MODES:
         raise ValueError(f"label_mode must be one of {', '.join(LABEL_MODES)}, got {label_mode!r}")
-    if label_mode != "majority" and key != "ferplus":
-        raise ValueError(f"label_mode {label_mode!r} needs per-image vote counts, which only ferplus has")
+    if label_mode != "majority" and not has_votes(key):
+        raise ValueError(
+            f"label_mode {label_mode!r} needs per-image vote counts, which only {', '.join(VOTED_DATASETS)} has"
+        )
     path = Path(root).expanduser()
     if not path.is_dir():
         raise FileNotFoundError(f"{key} dataset folder not found: {path}")
@@ -107,12 +122,15 @@ __all__ = [
     "SFEW_CLASSES",
     "SPLITS",
     "SUBSET_NAMES",
+    "VOTED_DATASETS",
     "DatasetSplit",
     "Sample",
     "SkipReport",
     "SubsetList",
     "class_balanced_weights",
+    "dataset_key",
     "ferplus_target",
+    "has_votes",
     "landmarks_68_to_5",
     "load_subset_lists",
     "match_subset",

@@ -415,7 +415,7 @@ class Trainer:
 
     # ----------------------------------------------------------------------------------------------------- setup
     def _setup(self) -> None:
-        from ran_core.data import class_balanced_weights, open_dataset
+        from ran_core.data import class_balanced_weights, has_votes, open_dataset
 
         cfg = self.cfg
         if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not _is_dist():
@@ -428,7 +428,7 @@ class Trainer:
             torch.cuda.set_device(self.device)
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed)
-        train_mode = cfg.label_mode if cfg.dataset == "ferplus" else "majority"
+        train_mode = cfg.label_mode if has_votes(cfg.dataset) else "majority"
         self.train_split = open_dataset(
             cfg.dataset, cfg.data_root, cfg.train_split, train_mode, cfg.num_classes, cfg.max_samples, cfg.seed
         )
@@ -461,7 +461,7 @@ class Trainer:
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.model.to(self.device)
-        self.soft = cfg.dataset == "ferplus" and cfg.label_mode == "probability"
+        self.soft = has_votes(cfg.dataset) and cfg.label_mode == "probability"
         size, c = self.config.input_size, self.config.num_classes
         train_ds = FaceDataset(self.train_split.samples, self.config, size, c, soft=self.soft)
         val_ds = FaceDataset(self.val_split.samples, self.config, size, c)

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from ran_core.data import has_votes
 from ran_viewer.model.events import Event
 
 ROLES: tuple[str, ...] = ("ran", "baseline")
@@ -346,6 +347,12 @@ class EvalState:
         return self._agreement
 
     @property
+    def agreement_available(self) -> bool:
+        """Whether the chosen dataset gives the annotators' votes (FERPlus), which accuracy by agreement needs; for
+        other datasets the option is kept but not asked of the worker."""
+        return has_votes(self._dataset)
+
+    @property
     def compute_deletion(self) -> bool:
         """Also compute the region deletion curves in the next run."""
         return self._deletion
@@ -410,7 +417,7 @@ class EvalState:
             batch_size=self.batch_size,
             max_samples=self.max_samples,
             pose_bins=self._pose_bins,
-            agreement=self._agreement,
+            agreement=self._agreement and self.agreement_available,
             deletion=self._deletion,
         )
 

@@ -47,6 +47,12 @@ from ran_viewer.widgets.deletion_curves import QtDeletionCurveWidget
 from ran_viewer.widgets.gallery import QtGalleryWidget, is_dark, outcome_color
 from ran_viewer.workers.evaluation import EvalWorker
 
+AGREEMENT_TIP = (
+    "Also compute the accuracy by how many annotators chose each face's label (FERPlus: 10 people a face;\n"
+    "50–60 %, …, 90–100 % of their votes), to tell errors on faces people read alike from errors on\n"
+    "faces people dispute. Costs nothing extra; FERPlus only (ran-core eval --by-agreement)."
+)
+
 
 class QtEvaluationWidget(QWidget):
     """Evaluate RAN and the baseline on a dataset split and compare them.
@@ -171,11 +177,7 @@ class QtEvaluationWidget(QWidget):
             "(slow: about as long as evaluating) and cached for the next runs (ran-core eval --pose-bins)."
         )
         self.agreement_check = QCheckBox("By annotator agreement")
-        self.agreement_check.setToolTip(
-            "Also compute the accuracy by how many annotators chose each face's label (FERPlus: 10 people a face;\n"
-            "50–60 %, …, 90–100 % of their votes), to tell errors on faces people read alike from errors on\n"
-            "faces people dispute. Costs nothing extra; FERPlus only (ran-core eval --by-agreement)."
-        )
+        self.agreement_check.setToolTip(AGREEMENT_TIP)
         self.deletion_check = QCheckBox("Region deletion curves")
         self.deletion_check.setToolTip(
             "Also measure whether the attention is faithful: cover the regions one by one in decreasing order of\n"
@@ -379,6 +381,16 @@ class QtEvaluationWidget(QWidget):
                 check.blockSignals(True)
                 check.setChecked(on)
                 check.blockSignals(False)
+        self._update_agreement_check()
+
+    def _update_agreement_check(self) -> None:
+        # Only datasets with annotator votes have an agreement to bin by: the box stays as the user left it (it
+        # applies again on switching back to FERPlus) but is greyed out and says why.
+        available = self.state.agreement_available
+        self.agreement_check.setEnabled(available and self.state.status != "running")
+        name = self.state.dataset or "this dataset"
+        note = "" if available else f"\n\nNot available for {name}: its labels come without the annotators' votes."
+        self.agreement_check.setToolTip(AGREEMENT_TIP + note)
 
     def _on_limit_changed(self, value: int) -> None:
         self.state.max_samples = value or None
@@ -526,10 +538,10 @@ class QtEvaluationWidget(QWidget):
             self.lists_edit,
             self.limit_spin,
             self.pose_check,
-            self.agreement_check,
             self.deletion_check,
         ):
             w.setEnabled(not running)
+        self._update_agreement_check()
         for w in (*self.model_combos.values(), *self.model_buttons.values(), self.root_button, self.lists_button):
             w.setEnabled(not running)
         self.progress_bar.setVisible(running)

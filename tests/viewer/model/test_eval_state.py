@@ -210,6 +210,18 @@ def test_pose_bins_and_deletion_are_off_by_default_and_travel_in_the_request(tmp
     assert len(calls) == 3 and s.compute_agreement and s.make_request().agreement
 
 
+def test_agreement_is_only_requested_for_datasets_with_votes(tmp_path) -> None:
+    s = EvalState()
+    s.set_form(root=str(tmp_path))
+    s.set_model("ran", "ran-ferplus")
+    s.set_options(agreement=True)
+    assert s.agreement_available and s.make_request().agreement
+    s.set_form(dataset="rafdb")  # no votes: the option is kept but not asked of the worker
+    assert not s.agreement_available and s.compute_agreement and not s.make_request().agreement
+    s.set_form(dataset="FER+")  # an alias of ferplus
+    assert s.agreement_available and s.make_request().agreement
+
+
 def test_agreement_bin_rows() -> None:
     s = EvalState()
     assert s.agreement_bin_rows() == []

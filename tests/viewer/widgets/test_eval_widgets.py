@@ -308,3 +308,20 @@ def test_pose_and_deletion_checkboxes_drive_the_state(qtbot) -> None:
     assert s.compute_agreement
     s.set_status("running", "Starting…")
     assert not w.pose_check.isEnabled() and not w.deletion_check.isEnabled() and not w.agreement_check.isEnabled()
+
+
+def test_agreement_checkbox_is_greyed_out_for_datasets_without_votes(qtbot) -> None:
+    s = EvalState()
+    w = make_eval_widget(qtbot, s)
+    s.set_options(agreement=True)
+    assert w.agreement_check.isEnabled() and "Not available" not in w.agreement_check.toolTip()
+    w.dataset_combo.setCurrentText("affectnet")
+    assert s.dataset == "affectnet"
+    assert not w.agreement_check.isEnabled() and w.agreement_check.isChecked()  # kept for a switch back
+    assert "Not available for affectnet" in w.agreement_check.toolTip()
+    s.set_status("done", "")
+    assert not w.agreement_check.isEnabled()  # a finished run does not re-enable it
+    w.dataset_combo.setCurrentText("ferplus")
+    assert w.agreement_check.isEnabled() and "Not available" not in w.agreement_check.toolTip()
+    s.set_status("running", "Starting…")
+    assert not w.agreement_check.isEnabled()
