@@ -133,3 +133,47 @@ def test_gpu_script_runs_end_to_end_on_cpu(ferplus_root: Path, tmp_path: Path) -
     proc = subprocess.run(["bash", str(script)], env={**env, "PACK": str(tmp_path / "none.npz")}, capture_output=True,
                           text=True, timeout=60)  # fmt: skip
     assert proc.returncode == 2 and "python -m ran_core.data.pack pack" in proc.stderr
+
+
+@pytest.mark.skipif(shutil.which("bash") is None or shutil.which("timeout") is None, reason="needs bash and timeout")
+def test_gpu_pair_script_runs_end_to_end_on_cpu(ferplus_root: Path, tmp_path: Path) -> None:
+    """The prepared GPU script for the bundled pair's recipe, shrunk to a CPU smoke run: the probe picks epochs that
+    fit the budgets, every stage trains, and the best RAN and baseline come back as loadable saved models."""
+    pack = tmp_path / "ferplus48.npz"
+    pack_ferplus(ferplus_root, pack, progress=False)
+    out = tmp_path / "out"
+    env = dict(
+        os.environ,
+        PYTHON=sys.executable,
+        PACK=str(pack),
+        OUT=str(out),
+        WORK=str(tmp_path / "work"),
+        DEVICE="cpu",
+        AMP="off",
+        BASE_EPOCHS="2",
+        RAN_EPOCHS="1",
+        PROBE_SAMPLES="16",
+        OMP_NUM_THREADS="1",
+    )
+    script = REPO / "scripts" / "gpu_ferplus_pair.sh"
+    proc = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert files == [
+        "baseline/config.json",
+        "baseline/model.safetensors",
+        "ran/config.json",
+        "ran/model.safetensors",
+        "stage.log",
+        "summary.txt",
+    ]
+    assert len(files) <= 8  # what the device tool brings back
+    summary = (out / "summary.txt").read_text()
+    for run in ("base1", "base2", "ran-lr1e-3", "ran-lr3e-4"):
+        assert run in summary and f"{run:<12} (no finished" not in summary
+    assert "stage 1: baseline, compact_wide, 2 epoch(s)" in (out / "stage.log").read_text()  # small data: the cap
+    from ran_core.saved_model import load_model
+
+    ran, baseline = load_model(out / "ran"), load_model(out / "baseline")
+    assert ran.config.arch == "ran" and ran.config.regions.num_regions == 6 and ran.config.tta == "flip"
+    assert baseline.config.arch == "baseline"
