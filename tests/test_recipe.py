@@ -215,6 +215,43 @@ def test_freeze_backbone_keeps_the_warm_start_fixed_then_trains_it(ferplus_root,
         TrainConfig(data_root="x", init_from="y", epochs=2, freeze_backbone=3)
 
 
+def test_freeze_stages_keeps_the_first_stages_fixed_for_the_whole_run(ferplus_root, tmp_path) -> None:
+    Trainer(_cfg(ferplus_root, tmp_path / "base", model="baseline", epochs=1)).run()
+    start = {k: v for k, v in load_model(tmp_path / "base").backbone.state_dict().items() if v.is_floating_point()}
+    cfg = _cfg(ferplus_root, tmp_path / "ran", epochs=2, freeze_stages=2, init_from=str(tmp_path / "base"))
+    trainer = _RecordingTrainer(cfg)
+    trainer.run()
+    fixed = [k for k in start if k.startswith(("stem.", "stages.0."))]  # the stem and the first residual stage
+    later = [k for k in start if k.startswith("stages.1.")]
+    assert fixed and later and any("running_mean" in k for k in fixed)
+    for w in trainer.after_steps:  # every step of both epochs: weights and batch-norm statistics as warm-started
+        for k in fixed:
+            assert torch.equal(w[f"backbone.{k}"], start[k]), k
+    assert any(not torch.equal(trainer.after_steps[-1][f"backbone.{k}"], start[k]) for k in later)
+    assert not any(p.requires_grad for p in trainer.model.backbone.stem.parameters())
+    assert all(p.requires_grad for p in trainer.model.backbone.stages[1].parameters())
+    assert load_model(tmp_path / "ran").config.provenance["freeze_stages"] == 2
+    with pytest.raises(ValueError, match="--init-from"):
+        TrainConfig(data_root="x", freeze_stages=1)
+    with pytest.raises(ValueError, match="has 4 stages"):
+        Trainer(_cfg(ferplus_root, tmp_path / "too-many", freeze_stages=5, init_from=str(tmp_path / "base"))).run()
+
+
+def test_backbone_stages_cover_every_parameter_in_order() -> None:
+    from ran_core.models.backbones import backbone_stages, build_backbone
+
+    for name, n in (("compact", 4), ("sepconv", 4), ("resnet18", 5), ("vgg16", 5)):
+        backbone = build_backbone(name, 1)
+        stages = backbone_stages(backbone)
+        assert len(stages) == n, name
+        in_stages = [id(p) for s in stages for p in s.parameters()]
+        assert sorted(in_stages) == sorted(id(p) for p in backbone.parameters()), name  # each exactly once
+    sep = backbone_stages(build_backbone("sepconv", 1))
+    assert all(isinstance(s[-1], torch.nn.Dropout2d) and isinstance(s[-2], torch.nn.MaxPool2d) for s in sep)
+    with pytest.raises(TypeError, match="no stages"):
+        backbone_stages(torch.nn.Linear(2, 2))
+
+
 def test_init_from_refuses_another_backbone_and_non_models(tmp_path) -> None:
     save_model(create_model("baseline_sepconv"), tmp_path / "sep")
     with pytest.raises(ValueError, match="backbone is sepconv"):

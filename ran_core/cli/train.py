@@ -111,6 +111,13 @@ def add_parser(sub: argparse._SubParsersAction, name: str, help_text: str) -> ar
         help="keep the --init-from backbone fixed for the first N epochs while the attention and classifier learn, "
         "then train everything (linear probe, then fine-tuning) [0]",
     )
+    a(
+        "--freeze-stages",
+        type=int,
+        metavar="N",
+        help="keep the first N stages of the --init-from backbone (stem first) fixed for the whole run: its "
+        "low-level features stay as trained and each step is cheaper [0]",
+    )
     a("--weight-decay", type=float, help="[1e-4 official, 0.05 modern]")
     a("--label-smoothing", type=float, help="[0 official, 0.1 modern]")
     a("--lambda-rb", type=float, help="weight of the region-biased loss [1.0]")

@@ -52,6 +52,7 @@ from ran_core.engine.evaluate import predict_split
 from ran_core.engine.metrics import SetMetrics, confusion_matrix
 from ran_core.losses import RANCriterion, max_rb_gap
 from ran_core.models import create_model
+from ran_core.models.backbones import backbone_stages
 from ran_core.regions import AFFECTNET_FIXED_REGIONS, DEFAULT_FIXED_REGIONS, RegionConfig
 from ran_core.saved_model import save_model
 
@@ -124,6 +125,11 @@ class TrainConfig:
             backbone; it trains with the rest afterwards. A linear probe before fine-tuning (LP-FT, Kumar et al.
             2022), which keeps more of the starting features than fine-tuning everything at once. Needs
             ``init_from`` or ``pretrained``.
+        freeze_stages: keep the backbone's first N stages (:func:`~ran_core.models.backbones.backbone_stages`: the
+            stem, then each downsampling stage) fixed for the whole run, weights and batch-norm statistics, as
+            detectron2's ``FREEZE_AT``: the warm-started low-level features stay as trained, and no gradient flows
+            into those layers, which makes each step cheaper (RAN runs the backbone K times a face). Needs
+            ``init_from`` or ``pretrained``.
         attention_dropout: also drop features entering the α/β layers (not in the official code; off).
         tta: test-time augmentation stored in the saved model and used for validation: ``none`` or ``flip``.
         weight_decay: default 1e-4 (official) or 0.05 (modern).
@@ -177,6 +183,7 @@ class TrainConfig:
     occlude_parts: float = 0.0
     init_from: str | None = None
     freeze_backbone: int = 0
+    freeze_stages: int = 0
     attention_dropout: bool = False
     tta: str = "none"
     weight_decay: float | None = None
@@ -256,6 +263,13 @@ class TrainConfig:
             raise ValueError(
                 "--freeze-backbone keeps a trained backbone fixed: give it one with --init-from or --pretrained "
                 "(a freshly initialised backbone would stay random)"
+            )
+        if self.freeze_stages < 0:
+            raise ValueError(f"--freeze-stages must be >= 0, got {self.freeze_stages}")
+        if self.freeze_stages and not (self.init_from or self.pretrained):
+            raise ValueError(
+                "--freeze-stages keeps trained backbone stages fixed: give them weights with --init-from or "
+                "--pretrained (freshly initialised ones would stay random)"
             )
 
     def to_dict(self) -> dict[str, Any]:
@@ -453,6 +467,18 @@ class Trainer:
             )
         self.model = model_from_train_config(cfg, list(self.train_split.class_names))
         self.config: ModelConfig = self.model.config
+        self.fixed_stages: list[nn.Module] = []
+        if cfg.freeze_stages:
+            stages = backbone_stages(self.model.backbone)
+            if cfg.freeze_stages > len(stages):
+                raise ValueError(
+                    f"--freeze-stages {cfg.freeze_stages}: the {cfg.backbone} backbone has {len(stages)} stages "
+                    "(use --freeze-backbone to fix all of it for some epochs)"
+                )
+            self.fixed_stages = stages[: cfg.freeze_stages]
+            for stage in self.fixed_stages:
+                for p in stage.parameters():
+                    p.requires_grad_(False)  # before DDP and the optimiser see them: they never get a gradient
         if cfg.init_from and not (self.resume and self.ckpt_path.is_file()):
             self.init_report = init_from_saved(self.model, cfg.init_from)
         self.amp = resolve_amp(cfg.amp, self.device)
@@ -677,6 +703,10 @@ class Trainer:
             p.requires_grad_(not frozen)
         if frozen:
             backbone.eval()
+        for stage in self.fixed_stages:  # --freeze-stages: fixed in every epoch
+            stage.eval()
+            for p in stage.parameters():
+                p.requires_grad_(False)
         return frozen
 
     def _train_epoch(self, epoch: int) -> None:
@@ -824,6 +854,8 @@ class Trainer:
             provenance["ema"] = cfg.ema
         if cfg.freeze_backbone:
             provenance["freeze_backbone"] = cfg.freeze_backbone
+        if cfg.freeze_stages:
+            provenance["freeze_stages"] = cfg.freeze_stages
         save_model(self._eval_model, self.run_dir / "best", provenance=provenance)
 
     def _log(self, row: dict[str, Any]) -> None:

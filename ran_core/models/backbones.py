@@ -17,6 +17,24 @@ from torchvision import models as tvm
 logger = logging.getLogger(__name__)
 
 
+def _split_at_pools(layers: nn.Sequential) -> list[nn.Module]:
+    """``layers`` cut into stages, each ending with a max-pooling layer (and the spatial dropout right after it). The
+    stages hold the modules themselves, not copies: fixing a stage's parameters fixes the backbone's."""
+    groups: list[list[nn.Module]] = []
+    current: list[nn.Module] = []
+    for m in layers:
+        if isinstance(m, nn.Dropout2d) and groups and not current:
+            groups[-1].append(m)
+            continue
+        current.append(m)
+        if isinstance(m, nn.MaxPool2d):
+            groups.append(current)
+            current = []
+    if current:
+        groups.append(current)
+    return [nn.Sequential(*g) for g in groups]
+
+
 class TorchvisionResNet(nn.Module):
     """A torchvision ResNet without its classifier."""
 
@@ -32,7 +50,6 @@ class TorchvisionResNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
-
 
 class TorchvisionVGG16(nn.Module):
     """torchvision VGG-16 (with batch norm, which trains from scratch) convolutional part, globally average pooled."""
@@ -151,6 +168,27 @@ class SeparableCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.pool(self.features(x)).flatten(1)
+
+
+def backbone_stages(backbone: nn.Module) -> list[nn.Module]:
+    """The backbone's stages from the input on: the first N of them are what ``ran-core train --freeze-stages N``
+    keeps fixed (as detectron2's ``FREEZE_AT``). A stage is a group of the backbone's own modules.
+
+    - ResNets (torchvision): the stem (conv1, bn1), then layer1 ... layer4;
+    - ``compact`` / ``compact_wide``: the 3x3 stem, then each stride-2 residual stage;
+    - VGG-16 and ``sepconv``: the layers up to and including each max-pooling layer.
+
+    Raises:
+        TypeError: a backbone of a kind this function does not know.
+    """
+    if isinstance(backbone, TorchvisionResNet):
+        n = backbone.net
+        return [nn.ModuleList([n.conv1, n.bn1]), n.layer1, n.layer2, n.layer3, n.layer4]
+    if isinstance(backbone, CompactResNet):
+        return [backbone.stem, *backbone.stages]
+    if isinstance(backbone, (TorchvisionVGG16, SeparableCNN)):
+        return _split_at_pools(backbone.features)
+    raise TypeError(f"no stages are defined for a {type(backbone).__name__} backbone")
 
 
 @dataclass
