@@ -51,6 +51,7 @@ class TorchvisionResNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
+
 class TorchvisionVGG16(nn.Module):
     """torchvision VGG-16 (with batch norm, which trains from scratch) convolutional part, globally average pooled."""
 
