@@ -86,6 +86,9 @@ train probe-base 300 --model baseline --batch-size 128 $probe &
 # shellcheck disable=SC2086
 train probe-ran 300 --model ran $regions --batch-size 64 $probe &
 wait
+for run in probe-base probe-ran; do
+  [ -s "$WORK/$run/metrics.csv" ] || { log "error: the $run run finished no epoch (its log: $OUT/stage.log)"; exit 3; }
+done
 base_epochs=$(fit_epochs probe-base "$STAGE1_S" "$BASE_EPOCHS" 1.0)
 ran_epochs=$(fit_epochs probe-ran "$STAGE2_S" "$RAN_EPOCHS" 0.5)  # two RAN runs and a baseline share the GPU
 log "stage 1: baseline, compact_wide, $base_epochs epoch(s) from scratch, flip TTA (budget ${STAGE1_S}s)"

@@ -177,3 +177,7 @@ def test_gpu_pair_script_runs_end_to_end_on_cpu(ferplus_root: Path, tmp_path: Pa
     ran, baseline = load_model(out / "ran"), load_model(out / "baseline")
     assert ran.config.arch == "ran" and ran.config.regions.num_regions == 6 and ran.config.tta == "flip"
     assert baseline.config.arch == "baseline"
+    # a probe that cannot train (here an unknown backbone): a plain error naming it, no traceback
+    bad = {**env, "OUT": str(tmp_path / "bad"), "WORK": str(tmp_path / "work-bad"), "TRAIN_ARGS": "--backbone nope"}
+    proc = subprocess.run(["bash", str(script)], env=bad, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 3 and "finished no epoch" in proc.stdout and "Traceback" not in proc.stdout + proc.stderr
