@@ -24,6 +24,7 @@ def _tiny_plan() -> bench.BenchPlan:
         inference_variants=("fp32", "channels_last", "bf16"),
         train_batch=2,
         train_variants=("fp32", "bf16"),
+        fixed_stages=(2,),
         camera_frames=4,
         detector_frames=0,
         min_time=0.0,
@@ -226,6 +227,19 @@ def test_training_per_region_loop_variant() -> None:
         bench.bench_training(model, CPU, 2, ("fp32+sideways",), _tiny_plan())
 
 
+def test_training_with_fixed_backbone_stages() -> None:
+    model = create_model("ran_compact", input_size=24)
+    tr = bench.bench_training(model, CPU, 2, ("fp32", "fp32+fix2", "fp32+fix4"), _tiny_plan())
+    assert [r["variant"] for r in tr["rows"]] == ["fp32", "fp32+fix2", "fp32+fix4"]
+    assert all(r["loss_finite"] for r in tr["rows"])
+    assert set(tr["fixed_stages_speedup"]) == {"fp32+fix2", "fp32+fix4"}
+    assert all(p.requires_grad for p in model.parameters()) and model.backbone.stem.training  # the copy is fixed
+    report = bench.format_report({"machine": bench.machine_info(CPU), "training": {"ran": tr}})
+    assert "fp32+fix2: the first 2 backbone stage(s) fixed (train --freeze-stages 2) train" in report
+    with pytest.raises(ValueError, match="unknown variant"):
+        bench.bench_training(model, CPU, 2, ("fp32+fix",), _tiny_plan())
+
+
 def test_cli_training_section_at_a_chosen_input_size(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(bench.BenchPlan, "quick", classmethod(lambda cls: _tiny_plan()))
     out = tmp_path / "bench.json"
@@ -240,3 +254,6 @@ def test_cli_training_section_at_a_chosen_input_size(tmp_path: Path, monkeypatch
     assert not any(r["variant"].endswith("+loop") for r in tr["baseline"]["rows"])  # one region: nothing to loop
     report = bench.format_report(json.loads(out.read_text()))
     assert "as fast as the per-region loop" in report
+    fixed = [r["variant"] for r in tr["ran"]["rows"] if "+fix" in r["variant"]]
+    assert fixed == [tr["ran"]["best"] + "+fix2"] and set(tr["ran"]["fixed_stages_speedup"]) == set(fixed)
+    assert "fixed_stages_speedup" not in tr["baseline"]

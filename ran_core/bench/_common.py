@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import os
 import platform
+import re
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -35,6 +36,8 @@ class BenchPlan:
             (``fp16`` variants too on CUDA).
         train_batch: batch size for (c).
         train_variants: variants for (c).
+        fixed_stages: (c) also trains RAN's fastest variant with its first N backbone stages fixed, for each N here
+            (``train --freeze-stages N``).
         camera_frames: frames in the recorded video for (d).
         detector_frames: frames given to each available detector alone in (d).
         min_time: seconds each measurement runs at least.
@@ -54,6 +57,7 @@ class BenchPlan:
     inference_variants: tuple[str, ...] = ("fp32", "channels_last", "bf16", "bf16+channels_last")
     train_batch: int = 32
     train_variants: tuple[str, ...] = ("fp32", "channels_last", "bf16")
+    fixed_stages: tuple[int, ...] = (1, 2, 3)
     camera_frames: int = 90
     detector_frames: int = 5
     min_time: float = 1.0
@@ -74,6 +78,7 @@ class BenchPlan:
                 ("resnet18 224px", "ran_resnet18", 224, 2),
             ],
             train_batch=8,
+            fixed_stages=(2,),
             camera_frames=24,
             detector_frames=2,
             min_time=0.2,
@@ -221,9 +226,10 @@ def time_fn(fn: Callable[[], Any], device: torch.device, min_time: float, min_it
 
 def parse_variant(name: str, device: torch.device) -> tuple[bool, torch.dtype | None]:
     """``(channels_last, autocast dtype)`` of a variant name such as ``bf16+channels_last`` (a ``+loop`` part, the
-    official per-region loop, is read by the callers that support it)."""
+    official per-region loop, and a ``+fixN`` part, the first N backbone stages fixed, are read by the callers that
+    support them)."""
     parts = name.split("+")
-    if any(p not in ("channels_last", "loop") for p in parts[1:]):
+    if any(p not in ("channels_last", "loop") and not re.fullmatch(r"fix[1-9]", p) for p in parts[1:]):
         raise ValueError(f"unknown variant {name!r}")
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(parts[0])
     if parts[0] not in ("fp32", "channels_last", "bf16", "fp16"):

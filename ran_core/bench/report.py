@@ -167,6 +167,11 @@ def format_report(result: dict[str, Any]) -> str:
         lines.append(f"best: {tr['best']}; memory: {tr['memory_method']}")
         for variant, x in tr.get("batched_vs_loop_speedup", {}).items():
             lines.append(f"{variant}: all regions in one backbone call train {x:.2f}x as fast as the per-region loop")
+        for variant, x in tr.get("fixed_stages_speedup", {}).items():
+            n = variant.rsplit("+fix", 1)[1]
+            lines.append(
+                f"{variant}: the first {n} backbone stage(s) fixed (train --freeze-stages {n}) train {x:.2f}x as fast"
+            )
     if "camera" in result:
         cam = result["camera"]
         lines += ["", "== (d) live camera path"]

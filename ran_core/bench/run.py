@@ -14,7 +14,7 @@ from ran_core.bench._common import BenchPlan, describe_model, load_average, mach
 from ran_core.bench.camera import bench_camera
 from ran_core.bench.inference import bench_inference, bench_onnx, bench_threads
 from ran_core.bench.regions import compare_region_strategies
-from ran_core.bench.training import bench_training, loop_speedups
+from ran_core.bench.training import bench_training, fixed_stage_speedups, loop_speedups
 from ran_core.devices import resolve_device
 
 
@@ -96,6 +96,12 @@ def run_bench(
             looped = bench_training(ran, dev, plan.train_batch, [best + "+loop"], plan, progress)
             ran_tr["rows"] += looped["rows"]
             ran_tr["batched_vs_loop_speedup"] = loop_speedups(ran_tr["rows"])
+        # ... and with its first backbone stages fixed: what `train --freeze-stages N` buys a warm-started RAN
+        if ran.config.regions.num_regions > 1:
+            fixed = [f"{best}+fix{n}" for n in plan.fixed_stages]
+            rows = bench_training(ran, dev, plan.train_batch, fixed, plan, progress)["rows"]
+            ran_tr["rows"] += rows
+            ran_tr["fixed_stages_speedup"] = fixed_stage_speedups(ran_tr["rows"])
     if "camera" in sections:
         camera = bench_camera(
             ran, dev, detector, plan.camera_frames, progress, detector_frames=plan.detector_frames, tta=camera_tta

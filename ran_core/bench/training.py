@@ -22,6 +22,7 @@ from ran_core.bench._common import (
     time_fn,
 )
 from ran_core.losses import RANCriterion
+from ran_core.models.backbones import backbone_stages
 
 
 class _PeakMemory:
@@ -109,7 +110,9 @@ def bench_training(
 
     A variant ending in ``+loop`` runs the backbone once per region (the official code's loop, ``region_chunk=1``)
     instead of once over all regions; the result then also holds ``batched_vs_loop_speedup`` (the same precision
-    batched against looped).
+    batched against looped). A ``+fixN`` part keeps the backbone's first N stages fixed, as ``ran-core train
+    --freeze-stages N`` does (no gradient into them, their batch norms in eval mode); the result then also holds
+    ``fixed_stages_speedup`` (against the same variant with every stage trained).
     """
     plan = plan or BenchPlan.full()
     rows = []
@@ -117,7 +120,12 @@ def bench_training(
         cl, dtype = parse_variant(variant, device)
         m = prepared_copy(model, cl).to(device).train()
         m.region_chunk = 1 if "loop" in variant.split("+") else None
-        opt = torch.optim.SGD(m.parameters(), lr=1e-3, momentum=0.9, weight_decay=1e-4)
+        fixed = next((int(p[3:]) for p in variant.split("+") if p.startswith("fix")), 0)
+        for stage in backbone_stages(m.backbone)[:fixed]:
+            stage.eval()
+            stage.requires_grad_(False)
+        trained = [p for p in m.parameters() if p.requires_grad]
+        opt = torch.optim.SGD(trained, lr=1e-3, momentum=0.9, weight_decay=1e-4)
         criterion = RANCriterion()
         x = random_inputs(m, batch_size, device)
         y = torch.randint(0, m.config.num_classes, (batch_size,), device=device)
@@ -148,6 +156,9 @@ def bench_training(
     speedups = loop_speedups(rows)
     if speedups:
         result["batched_vs_loop_speedup"] = speedups
+    fixed = fixed_stage_speedups(rows)
+    if fixed:
+        result["fixed_stages_speedup"] = fixed
     return result
 
 
@@ -156,3 +167,15 @@ def loop_speedups(rows: list[dict[str, Any]]) -> dict[str, float]:
     rate = {r["variant"]: r["samples_per_s"] for r in rows}
     batched = {v.removesuffix("+loop"): v for v in rate if v.endswith("+loop")}
     return {b: rate[b] / rate[looped] for b, looped in batched.items() if b in rate}
+
+
+def fixed_stage_speedups(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """``{variant+fixN: its samples/s over the variant's with every stage trained}`` where both were measured."""
+    rate = {r["variant"]: r["samples_per_s"] for r in rows}
+    out = {}
+    for v in rate:
+        parts = v.split("+")
+        base = "+".join(p for p in parts if not p.startswith("fix"))
+        if base != v and base in rate:
+            out[v] = rate[v] / rate[base]
+    return out
