@@ -215,12 +215,14 @@ def test_freeze_backbone_keeps_the_warm_start_fixed_then_trains_it(ferplus_root,
         TrainConfig(data_root="x", init_from="y", epochs=2, freeze_backbone=3)
 
 
-def test_freeze_stages_keeps_the_first_stages_fixed_for_the_whole_run(ferplus_root, tmp_path) -> None:
+def test_freeze_stages_keeps_the_first_stages_fixed_for_the_whole_run(ferplus_root, tmp_path, caplog) -> None:
     Trainer(_cfg(ferplus_root, tmp_path / "base", model="baseline", epochs=1)).run()
     start = {k: v for k, v in load_model(tmp_path / "base").backbone.state_dict().items() if v.is_floating_point()}
     cfg = _cfg(ferplus_root, tmp_path / "ran", epochs=2, freeze_stages=2, init_from=str(tmp_path / "base"))
     trainer = _RecordingTrainer(cfg)
-    trainer.run()
+    with caplog.at_level("INFO", logger="ran_core.engine.trainer"):
+        trainer.run()
+    assert "the first 2 of the backbone's 4 stages stay fixed" in caplog.text
     fixed = [k for k in start if k.startswith(("stem.", "stages.0."))]  # the stem and the first residual stage
     later = [k for k in start if k.startswith("stages.1.")]
     assert fixed and later and any("running_mean" in k for k in fixed)

@@ -479,6 +479,15 @@ class Trainer:
             for stage in self.fixed_stages:
                 for p in stage.parameters():
                     p.requires_grad_(False)  # before DDP and the optimiser see them: they never get a gradient
+            fixed = sum(p.numel() for s in self.fixed_stages for p in s.parameters())
+            total = sum(p.numel() for p in self.model.backbone.parameters())
+            logger.info(
+                "the first %d of the backbone's %d stages stay fixed (%s of its %s parameters)",
+                cfg.freeze_stages,
+                len(stages),
+                f"{fixed:,}",
+                f"{total:,}",
+            )
         if cfg.init_from and not (self.resume and self.ckpt_path.is_file()):
             self.init_report = init_from_saved(self.model, cfg.init_from)
         self.amp = resolve_amp(cfg.amp, self.device)
