@@ -92,26 +92,28 @@ def test_pack_command_line(ferplus_root: Path, tmp_path: Path, capsys: pytest.Ca
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["FER2013Valid"]
 
 
+def _cpu_script_env(pack: Path, out: Path, work: Path, **sizes: str) -> dict[str, str]:
+    """The environment that shrinks a prepared GPU script to a smoke run on one CPU thread."""
+    return dict(
+        os.environ,
+        PYTHON=sys.executable,
+        PACK=str(pack),
+        OUT=str(out),
+        WORK=str(work),
+        DEVICE="cpu",
+        AMP="off",
+        OMP_NUM_THREADS="1",
+        **sizes,
+    )
+
+
 @pytest.mark.skipif(shutil.which("bash") is None or shutil.which("timeout") is None, reason="needs bash and timeout")
 def test_gpu_script_runs_end_to_end_on_cpu(ferplus_root: Path, tmp_path: Path) -> None:
     """The prepared GPU script, shrunk to a smoke run on the CPU: unpack, bench, train, eval, all outputs in OUT."""
     pack = tmp_path / "ferplus48.npz"
     pack_ferplus(ferplus_root, pack, progress=False)
     out = tmp_path / "out"
-    env = dict(
-        os.environ,
-        PYTHON=sys.executable,
-        PACK=str(pack),
-        OUT=str(out),
-        WORK=str(tmp_path / "work"),
-        DEVICE="cpu",
-        SIZE="32",
-        EPOCHS="1",
-        BATCH="8",
-        AMP="off",
-        BENCH_ARGS="--quick",
-        OMP_NUM_THREADS="1",
-    )
+    env = _cpu_script_env(pack, out, tmp_path / "work", SIZE="32", EPOCHS="1", BATCH="8", BENCH_ARGS="--quick")
     script = REPO / "scripts" / "gpu_ran_resnet18.sh"
     proc = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -142,19 +144,7 @@ def test_gpu_pair_script_runs_end_to_end_on_cpu(ferplus_root: Path, tmp_path: Pa
     pack = tmp_path / "ferplus48.npz"
     pack_ferplus(ferplus_root, pack, progress=False)
     out = tmp_path / "out"
-    env = dict(
-        os.environ,
-        PYTHON=sys.executable,
-        PACK=str(pack),
-        OUT=str(out),
-        WORK=str(tmp_path / "work"),
-        DEVICE="cpu",
-        AMP="off",
-        BASE_EPOCHS="2",
-        RAN_EPOCHS="1",
-        PROBE_SAMPLES="16",
-        OMP_NUM_THREADS="1",
-    )
+    env = _cpu_script_env(pack, out, tmp_path / "work", BASE_EPOCHS="2", RAN_EPOCHS="1", PROBE_SAMPLES="16")
     script = REPO / "scripts" / "gpu_ferplus_pair.sh"
     proc = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -22,7 +22,7 @@ from ran_core.bench._common import (
     time_fn,
 )
 from ran_core.losses import RANCriterion
-from ran_core.models.backbones import backbone_stages
+from ran_core.models.backbones import fix_stages
 
 
 class _PeakMemory:
@@ -121,9 +121,7 @@ def bench_training(
         m = prepared_copy(model, cl).to(device).train()
         m.region_chunk = 1 if "loop" in variant.split("+") else None
         fixed = next((int(p[3:]) for p in variant.split("+") if p.startswith("fix")), 0)
-        for stage in backbone_stages(m.backbone)[:fixed]:
-            stage.eval()
-            stage.requires_grad_(False)
+        fix_stages(m.backbone, fixed)
         trained = [p for p in m.parameters() if p.requires_grad]
         opt = torch.optim.SGD(trained, lr=1e-3, momentum=0.9, weight_decay=1e-4)
         criterion = RANCriterion()

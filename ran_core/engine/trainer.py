@@ -52,7 +52,7 @@ from ran_core.engine.evaluate import predict_split
 from ran_core.engine.metrics import SetMetrics, confusion_matrix
 from ran_core.losses import RANCriterion, max_rb_gap
 from ran_core.models import create_model
-from ran_core.models.backbones import backbone_stages
+from ran_core.models.backbones import backbone_stages, fix_stages
 from ran_core.regions import AFFECTNET_FIXED_REGIONS, DEFAULT_FIXED_REGIONS, RegionConfig
 from ran_core.saved_model import save_model
 
@@ -467,7 +467,6 @@ class Trainer:
             )
         self.model = model_from_train_config(cfg, list(self.train_split.class_names))
         self.config: ModelConfig = self.model.config
-        self.fixed_stages: list[nn.Module] = []
         if cfg.freeze_stages:
             stages = backbone_stages(self.model.backbone)
             if cfg.freeze_stages > len(stages):
@@ -475,11 +474,8 @@ class Trainer:
                     f"--freeze-stages {cfg.freeze_stages}: the {cfg.backbone} backbone has {len(stages)} stages "
                     "(use --freeze-backbone to fix all of it for some epochs)"
                 )
-            self.fixed_stages = stages[: cfg.freeze_stages]
-            for stage in self.fixed_stages:
-                for p in stage.parameters():
-                    p.requires_grad_(False)  # before DDP and the optimiser see them: they never get a gradient
-            fixed = sum(p.numel() for s in self.fixed_stages for p in s.parameters())
+            # before DDP and the optimiser see them: they never get a gradient
+            fixed = sum(p.numel() for s in fix_stages(self.model.backbone, cfg.freeze_stages) for p in s.parameters())
             total = sum(p.numel() for p in self.model.backbone.parameters())
             logger.info(
                 "the first %d of the backbone's %d stages stay fixed (%s of its %s parameters)",
@@ -712,10 +708,8 @@ class Trainer:
             p.requires_grad_(not frozen)
         if frozen:
             backbone.eval()
-        for stage in self.fixed_stages:  # --freeze-stages: fixed in every epoch
-            stage.eval()
-            for p in stage.parameters():
-                p.requires_grad_(False)
+        if self.cfg.freeze_stages:  # fixed in every epoch
+            fix_stages(backbone, self.cfg.freeze_stages)
         return frozen
 
     def _train_epoch(self, epoch: int) -> None:

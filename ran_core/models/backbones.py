@@ -192,6 +192,17 @@ def backbone_stages(backbone: nn.Module) -> list[nn.Module]:
     raise TypeError(f"no stages are defined for a {type(backbone).__name__} backbone")
 
 
+def fix_stages(backbone: nn.Module, n: int) -> list[nn.Module]:
+    """Keep the backbone's first ``n`` stages (:func:`backbone_stages`) fixed: no gradient into their parameters and
+    their batch norms in eval mode (statistics unchanged). Returns those stages. ``train()`` on a parent module puts
+    them back into training mode, so call this again after it."""
+    stages = backbone_stages(backbone)[:n]
+    for stage in stages:
+        stage.eval()
+        stage.requires_grad_(False)
+    return stages
+
+
 @dataclass
 class BackboneInfo:
     builder: Callable[[int], nn.Module]
