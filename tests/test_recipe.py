@@ -242,16 +242,32 @@ def test_freeze_stages_keeps_the_first_stages_fixed_for_the_whole_run(ferplus_ro
 def test_backbone_stages_cover_every_parameter_in_order() -> None:
     from ran_core.models.backbones import backbone_stages, build_backbone
 
-    for name, n in (("compact", 4), ("sepconv", 4), ("resnet18", 5), ("vgg16", 5)):
+    for name, n in (("compact", 4), ("compact_deep", 4), ("sepconv", 4), ("resnet18", 5), ("vgg16", 5)):
         backbone = build_backbone(name, 1)
         stages = backbone_stages(backbone)
         assert len(stages) == n, name
         in_stages = [id(p) for s in stages for p in s.parameters()]
         assert sorted(in_stages) == sorted(id(p) for p in backbone.parameters()), name  # each exactly once
+    deep = backbone_stages(build_backbone("compact_deep", 1))
+    assert [len(s) for s in deep[1:]] == [2, 2, 2]  # two blocks a stage, the first strided and the second not
+    assert [(s[0].conv1[0].stride, s[1].conv1[0].stride) for s in deep[1:]] == [((2, 2), (1, 1))] * 3
     sep = backbone_stages(build_backbone("sepconv", 1))
     assert all(isinstance(s[-1], torch.nn.Dropout2d) and isinstance(s[-2], torch.nn.MaxPool2d) for s in sep)
     with pytest.raises(TypeError, match="no stages"):
         backbone_stages(torch.nn.Linear(2, 2))
+
+
+def test_compact_depth_keeps_the_one_block_weights_names() -> None:
+    from ran_core.models.backbones import CompactResNet, build_backbone
+
+    wide, deep = build_backbone("compact_wide", 1), build_backbone("compact_deep", 1)
+    # bundled compact / compact_wide models were saved with one block a stage as stages.0-2: those names must stay
+    assert "stages.2.conv2.0.weight" in wide.state_dict() and "stages.3.conv1.0.weight" not in wide.state_dict()
+    assert "stages.5.conv2.0.weight" in deep.state_dict()
+    assert deep.num_features == wide.num_features == 192
+    assert deep(torch.zeros(2, 1, 48, 48)).shape == (2, 192)
+    with pytest.raises(ValueError, match="at least 1"):
+        CompactResNet(1, blocks_per_stage=0)
 
 
 def test_init_from_refuses_another_backbone_and_non_models(tmp_path) -> None:

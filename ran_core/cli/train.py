@@ -37,7 +37,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str, help_text: str) -> ar
     a("--data-root", help="dataset root folder")
     a("--out", help="run directory [runs/ran]")
     a("--model", choices=["ran", "baseline"], help="RAN or the whole-face baseline [ran]")
-    a("--backbone", help="compact, compact_wide, sepconv, sepconv_wide, resnet18/34/50 or vgg16 [compact]")
+    a("--backbone", help="compact, compact_wide, compact_deep, sepconv(_wide), resnet18/34/50 or vgg16 [compact]")
     a("--pretrained", help="local backbone checkpoint to start from (e.g. an MS-Celeb-1M ResNet-18)")
     a("--regions", choices=["fixed", "random", "landmark"], help="region scheme [fixed]")
     a(
