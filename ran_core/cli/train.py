@@ -118,6 +118,19 @@ def add_parser(sub: argparse._SubParsersAction, name: str, help_text: str) -> ar
         help="keep the first N stages of the --init-from backbone (stem first) fixed for the whole run: its "
         "low-level features stay as trained and each step is cheaper [0]",
     )
+    a(
+        "--teacher",
+        nargs="+",
+        metavar="MODEL",
+        help="knowledge distillation: saved models (or bundled names) whose mean probabilities on each step's "
+        "augmented faces join the targets (their logit adjustment left out) [none]",
+    )
+    a(
+        "--teacher-weight",
+        type=float,
+        metavar="W",
+        help="the teachers' share of the targets: (1 - W) x labels + W x teachers [0.5]",
+    )
     a("--weight-decay", type=float, help="[1e-4 official, 0.05 modern]")
     a("--label-smoothing", type=float, help="[0 official, 0.1 modern]")
     a("--lambda-rb", type=float, help="weight of the region-biased loss [1.0]")

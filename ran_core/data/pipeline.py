@@ -264,16 +264,29 @@ class RegionBatcher:
         return torch.rand(shape, generator=self.generator)
 
     def __call__(self, images: torch.Tensor, landmarks: torch.Tensor | None = None) -> torch.Tensor:
-        cfg = self.config
-        device = images.device
+        return self.crop(*self.augment_faces(images, landmarks))
+
+    def augment_faces(
+        self, images: torch.Tensor, landmarks: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """uint8 faces -> the augmented float faces (0-1) and, for a landmark-region model, their moved landmarks:
+        what :meth:`crop` cuts the regions from (and what a distillation teacher reads, the very same faces)."""
         x = images.float() / 255.0
-        b, _, h, w = x.shape
         lm = None
-        if landmarks is not None and cfg.regions.scheme == "landmark":
+        if landmarks is not None and self.config.regions.scheme == "landmark":
             # Faces without landmarks (NaN rows) fall back to fixed crops one by one (the model's K is the same).
-            lm = landmarks.to(device=device, dtype=torch.float32)
+            lm = landmarks.to(device=images.device, dtype=torch.float32)
         if self.augment is not None:
             x, lm = self._augment(x, lm)
+        return x, lm
+
+    def crop(self, x: torch.Tensor, lm: torch.Tensor | None = None) -> torch.Tensor:
+        """Float faces ``(B, C, H, W)`` in 0-1 -> this model's normalised region crops ``(B, K, C, S, S)``."""
+        cfg = self.config
+        device = x.device
+        b, _, h, w = x.shape
+        if cfg.regions.scheme != "landmark":
+            lm = None
         if cfg.regions.num_regions == 1 and cfg.regions.scheme == "fixed" and h == w == cfg.input_size:
             crops = x[:, None]  # the whole face at the model's size already: nothing to crop
         else:

@@ -48,6 +48,7 @@ from ran_core.data.pipeline import (
     iterate_batches,
 )
 from ran_core.devices import resolve_device
+from ran_core.engine.distill import Teacher, mix_targets
 from ran_core.engine.evaluate import predict_split
 from ran_core.engine.metrics import SetMetrics, confusion_matrix
 from ran_core.losses import RANCriterion, max_rb_gap
@@ -149,6 +150,9 @@ class TrainConfig:
         train_split: split name to train on.
         val_split: split name to select the best model on.
         eval_batch_size: faces per step at validation.
+        teacher: saved models whose mean probabilities on each step's augmented faces join the targets
+            (knowledge distillation, :mod:`ran_core.engine.distill`); ``None`` trains on the labels alone.
+        teacher_weight: the teachers' share of the targets, ``(1 - w) * label + w * teacher``, in (0, 1].
     """
 
     dataset: str = "ferplus"
@@ -202,6 +206,8 @@ class TrainConfig:
     train_split: str = "train"
     val_split: str = "valid"
     eval_batch_size: int = 256
+    teacher: list[str] | None = None
+    teacher_weight: float = 0.5
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -270,6 +276,14 @@ class TrainConfig:
             raise ValueError(
                 "--freeze-stages keeps trained backbone stages fixed: give them weights with --init-from or "
                 "--pretrained (freshly initialised ones would stay random)"
+            )
+        if isinstance(self.teacher, str):
+            self.teacher = [self.teacher]
+        if self.teacher is not None and not self.teacher:
+            self.teacher = None
+        if not 0 < self.teacher_weight <= 1:
+            raise ValueError(
+                f"--teacher-weight is the teachers' share of the targets, in (0, 1]; got {self.teacher_weight}"
             )
 
     def to_dict(self) -> dict[str, Any]:
@@ -521,6 +535,21 @@ class Trainer:
         self.criterion = RANCriterion(cfg.lambda_rb, cfg.rb_margin, cfg.label_smoothing)
         aug = AugmentConfig.preset(cfg.augment, cfg.erase_fill, cfg.occlude_parts)
         self.batcher = RegionBatcher(self.config, aug, seed=cfg.seed + 1000 * self.rank)
+        self.teacher: Teacher | None = None
+        if cfg.teacher:
+            self.teacher = Teacher(
+                cfg.teacher,
+                list(self.train_split.class_names),
+                self.device,
+                self.amp,
+                student_landmarks=self.config.regions.scheme == "landmark",
+            )
+            logger.info(
+                "distillation: targets = %.2f x labels + %.2f x the mean of %s",
+                1 - cfg.teacher_weight,
+                cfg.teacher_weight,
+                self.teacher.describe(),
+            )
         params = self.model.parameters()
         if cfg.optimizer == "sgd":
             self.optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
@@ -738,8 +767,14 @@ class Trainer:
                     step += 1
                     bar.update(1)
                     continue
-                x = self.batcher(batch["image"].to(self.device, non_blocking=True), batch["landmarks"])
+                faces, lm = self.batcher.augment_faces(
+                    batch["image"].to(self.device, non_blocking=True), batch["landmarks"]
+                )
+                x = self.batcher.crop(faces, lm)
                 target = batch["target"].to(self.device, non_blocking=True)
+                hard = target.argmax(1) if target.is_floating_point() else target
+                if self.teacher is not None:  # the teachers read the very faces the student does
+                    target = mix_targets(target, self.teacher(faces, lm), cfg.teacher_weight)
                 with torch.autocast(self.device.type, dtype=self.amp or torch.float32, enabled=self.amp is not None):
                     out = self.net(x)
                 loss, parts = self.criterion(out, target)
@@ -756,7 +791,6 @@ class Trainer:
                     self.scheduler.step()
                 if self.ema is not None:
                     self.ema.update_parameters(self.model)
-                hard = target.argmax(1) if target.is_floating_point() else target
                 b = len(hard)
                 loss_sum += float(parts["ce"]) * b
                 correct += float((out.logits.argmax(1) == hard).sum())
@@ -859,6 +893,8 @@ class Trainer:
             provenance["freeze_backbone"] = cfg.freeze_backbone
         if cfg.freeze_stages:
             provenance["freeze_stages"] = cfg.freeze_stages
+        if cfg.teacher:
+            provenance["teacher"] = {"models": [str(t) for t in cfg.teacher], "weight": cfg.teacher_weight}
         save_model(self._eval_model, self.run_dir / "best", provenance=provenance)
 
     def _log(self, row: dict[str, Any]) -> None:
